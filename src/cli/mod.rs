@@ -1,0 +1,31 @@
+//! The command line: one file per subcommand, each an args struct plus `run(args)`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod run;
+
+/// stockade: run untrusted code in a fresh Linux sandbox and report a verdict.
+#[derive(Debug, Parser)]
+#[command(name = "stockade", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `debug` or `stockade=trace`.
+    #[arg(long, global = true, env = "STOCKADE_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one command inside a fresh sandbox.
+    Run(run::RunArgs),
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+    }
+}

@@ -1,0 +1,274 @@
+//! `stockade run`: one command in a fresh sandbox, one verdict.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::cgroup::{BackendKind, CgroupOptions, LimitManager};
+use crate::policy::{BindMount, CopyIn, NetworkMode, OutputMode, Policy, RootFs, SeccompDefault};
+use crate::sandbox::{self, Echo, RunOptions, Stdin};
+use crate::units::{parse_duration, parse_size};
+use crate::verdict::{Status, Verdict};
+
+/// Run COMMAND in a fresh sandbox (user, PID, network, mount, IPC, UTS and cgroup namespaces;
+/// read-only root; Landlock; no capabilities; seccomp allowlist) and report a verdict.
+///
+/// Exit status: the command's own; 128+N when killed by signal N; 124 on a wall or CPU timeout;
+/// 137 on OOM; 153 when the output cap killed it; 125 when stockade itself failed; 126/127 when
+/// the command cannot be executed or is not found.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  stockade run -- python3 -c 'print(\"hi\")'\n  stockade run --json --wall-time 2s -- sh -c 'sleep 10'\n  echo 'print(40+2)' | stockade run -- python3 -\n  stockade run --memory 128MiB --pids 32 --output 64KiB -- node -e 'console.log(1)'")]
+pub struct RunArgs {
+    /// Print the verdict as one JSON object on stdout (the command's output goes into it).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the verdict JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Wall-clock limit, e.g. 2s or 500ms (default 10s; 0 for none).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wall_time: Option<std::time::Duration>,
+    /// CPU-time limit of the whole sandbox, e.g. 1s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub cpu_time: Option<std::time::Duration>,
+    /// Memory limit, e.g. 128MiB (cgroup; RLIMIT_AS only with --best-effort cgroup).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// Maximum number of tasks (processes and threads).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU bandwidth in cores, e.g. 0.5.
+    #[arg(long, value_name = "CORES")]
+    pub cpus: Option<f64>,
+    /// Bytes captured per output stream, e.g. 64KiB (default 1MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub output: Option<u64>,
+    /// At the output cap: `kill` the sandbox (status output_limit) or `truncate` and go on.
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub output_mode: Option<OutputModeArg>,
+    /// Size of the /tmp tmpfs (default 64MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub tmp_size: Option<u64>,
+    /// Size of the /sandbox work dir tmpfs (default 64MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub sandbox_size: Option<u64>,
+    /// RLIMIT_NOFILE (default 256).
+    #[arg(long, value_name = "N")]
+    pub open_files: Option<u64>,
+    /// Largest file a process may write, RLIMIT_FSIZE (default 64MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub file_size: Option<u64>,
+
+    /// Root filesystem: `host` (default: the host's /usr, read-only) or a prepared directory.
+    #[arg(long, value_name = "DIR|host")]
+    pub rootfs: Option<String>,
+    /// Copy a host file into the sandbox: HOST:SANDBOX (files only; symlinks refused).
+    #[arg(long, value_name = "HOST:SANDBOX")]
+    pub copy_in: Vec<String>,
+    /// Bind a host path read-only: HOST[:SANDBOX].
+    #[arg(long, value_name = "HOST[:SANDBOX]")]
+    pub ro_bind: Vec<String>,
+    /// Set an environment variable in the sandbox: K=V.
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox (default /sandbox).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Read the command's stdin from FILE instead of passing ours through (`-` is ours).
+    #[arg(long, value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+    /// Network: `none` (default: no interface, only AF_UNIX sockets) or `loopback`.
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkArg>,
+    /// What seccomp does with a syscall outside the allowlist: kill (default), errno, log.
+    #[arg(long, value_enum)]
+    pub seccomp: Option<SeccompArg>,
+    /// Allow one more syscall by name (repeatable).
+    #[arg(long, value_name = "SYSCALL")]
+    pub allow_syscall: Vec<String>,
+    /// Let LAYER (landlock, cgroup) be weaker than asked when the host cannot provide it.
+    #[arg(long, value_name = "LAYER")]
+    pub best_effort: Vec<String>,
+    /// Cgroup v2 subtree to create sandbox groups in (must be writable, e.g. delegated).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_root: Option<PathBuf>,
+    /// Limit backend: auto (default), v2, v1 or none (rlimits only).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub cgroup_backend: BackendArg,
+
+    /// The command and its arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OutputModeArg {
+    Kill,
+    Truncate,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NetworkArg {
+    None,
+    Loopback,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SeccompArg {
+    Kill,
+    Errno,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    V2,
+    V1,
+    None,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut policy = Policy::default();
+    apply_args(&mut policy, &args)?;
+    if policy.argv.is_empty() {
+        bail!("no command given; usage: stockade run [OPTIONS] -- COMMAND [ARGS...]");
+    }
+    let manager = limit_manager(&args, &policy)?;
+    let stdin = match &args.stdin {
+        None => Stdin::Inherit,
+        Some(p) if p.as_os_str() == "-" => Stdin::Inherit,
+        Some(p) => Stdin::Bytes(std::fs::read(p).with_context(|| format!("read --stdin {}", p.display()))?),
+    };
+    let opts = RunOptions {
+        stdin,
+        echo: if args.json { Echo::Off } else { Echo::Stdio },
+        limits: manager.as_ref(),
+        forward_signals: true,
+    };
+    let verdict = sandbox::run(&policy, &opts);
+    report(&args, &verdict)?;
+    Ok(ExitCode::from(u8::try_from(verdict.exit_code()).unwrap_or(125)))
+}
+
+/// Detect the limit backend; `none` needs no cgroup at all.
+fn limit_manager(args: &RunArgs, policy: &Policy) -> anyhow::Result<Option<LimitManager>> {
+    let force = match args.cgroup_backend {
+        BackendArg::Auto => None,
+        BackendArg::V2 => Some(BackendKind::V2),
+        BackendArg::V1 => Some(BackendKind::V1),
+        BackendArg::None => Some(BackendKind::None),
+    };
+    let opts = CgroupOptions { root: args.cgroup_root.clone(), force };
+    match LimitManager::detect(&opts) {
+        Ok(m) => Ok(Some(m)),
+        // Without explicit cgroup wishes, a host without usable cgroups still runs (rlimits); the
+        // fail-closed check in the sandbox refuses limits that then cannot be enforced.
+        Err(e) if opts.root.is_none() && force.is_none() && policy.best_effort.cgroup => {
+            tracing::warn!("no cgroup limit backend: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cgroup limit manager")),
+    }
+}
+
+fn report(args: &RunArgs, verdict: &Verdict) -> anyhow::Result<()> {
+    let json = serde_json::to_string(verdict).context("serialize verdict")?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, format!("{json}\n")).with_context(|| format!("write --report {}", path.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else if !matches!(verdict.status, Status::Ok | Status::ExitNonzero) || verdict.message.is_some() {
+        let msg = verdict.message.as_deref().unwrap_or("");
+        eprintln!("stockade: {} after {} ms{}{msg}", verdict.status.as_str(), verdict.wall_ms, if msg.is_empty() { "" } else { ": " });
+    }
+    Ok(())
+}
+
+/// Apply command-line flags on top of a policy (flags win over profile values).
+pub fn apply_args(policy: &mut Policy, args: &RunArgs) -> anyhow::Result<()> {
+    let l = &mut policy.limits;
+    if let Some(w) = args.wall_time {
+        l.wall = (!w.is_zero()).then_some(w);
+    }
+    l.cpu = args.cpu_time.or(l.cpu);
+    l.memory = args.memory.or(l.memory);
+    l.pids = args.pids.or(l.pids);
+    if let Some(c) = args.cpus {
+        if !(c.is_finite() && c > 0.0) {
+            bail!("--cpus {c}: expected a positive number of cores such as 0.5 or 2");
+        }
+        l.cpus = Some(c);
+    }
+    l.output = args.output.unwrap_or(l.output);
+    if let Some(m) = args.output_mode {
+        l.output_mode = match m {
+            OutputModeArg::Kill => OutputMode::Kill,
+            OutputModeArg::Truncate => OutputMode::Truncate,
+        };
+    }
+    l.tmp_size = args.tmp_size.unwrap_or(l.tmp_size);
+    l.sandbox_size = args.sandbox_size.unwrap_or(l.sandbox_size);
+    l.open_files = args.open_files.unwrap_or(l.open_files);
+    l.file_size = args.file_size.unwrap_or(l.file_size);
+    match args.rootfs.as_deref() {
+        None => {}
+        Some("host") => policy.rootfs = RootFs::Host,
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir).with_context(|| format!("--rootfs {dir}"))?;
+            policy.rootfs = RootFs::Dir(dir);
+        }
+    }
+    for spec in &args.copy_in {
+        let (host, inside) = spec.split_once(':').with_context(|| format!("--copy-in {spec:?}: expected HOST:SANDBOX"))?;
+        policy.copy_in.push(CopyIn { source: host.into(), target: absolute("--copy-in", inside)? });
+    }
+    for spec in &args.ro_bind {
+        let (host, inside) = spec.split_once(':').unwrap_or((spec, spec));
+        let source = std::fs::canonicalize(host).with_context(|| format!("--ro-bind {host}"))?;
+        policy.mounts.push(BindMount { source, target: absolute("--ro-bind", inside)?, writable: false });
+    }
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?}: expected K=V"))?;
+        if k.is_empty() {
+            bail!("--env {kv:?}: empty variable name");
+        }
+        policy.set_env(k, v);
+    }
+    if let Some(cwd) = &args.cwd {
+        policy.cwd = absolute("--cwd", &cwd.to_string_lossy())?;
+    }
+    if let Some(n) = args.network {
+        policy.network = match n {
+            NetworkArg::None => NetworkMode::None,
+            NetworkArg::Loopback => NetworkMode::Loopback,
+        };
+    }
+    if let Some(s) = args.seccomp {
+        policy.seccomp.default_action = match s {
+            SeccompArg::Kill => SeccompDefault::Kill,
+            SeccompArg::Errno => SeccompDefault::Errno,
+            SeccompArg::Log => SeccompDefault::Log,
+        };
+    }
+    policy.seccomp.extra_allow.extend(args.allow_syscall.iter().cloned());
+    for layer in &args.best_effort {
+        policy.best_effort.allow(layer).map_err(|valid| anyhow::anyhow!("--best-effort {layer:?}: unknown layer (valid: {valid})"))?;
+    }
+    if !args.command.is_empty() {
+        policy.argv.clone_from(&args.command);
+    }
+    Ok(())
+}
+
+fn absolute(flag: &str, path: &str) -> anyhow::Result<PathBuf> {
+    let p = PathBuf::from(path);
+    if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+        bail!("{flag} {path:?}: the sandbox path must be absolute and must not contain `..`");
+    }
+    Ok(p)
+}

@@ -1,0 +1,449 @@
+//! Mount namespace: the sandbox's root filesystem as a plan (pure data) and its executor.
+//!
+//! `plan()` turns a `Policy` into `Vec<MountOp>` without touching the system, so the tree is unit
+//! tested without root; `build()` applies it under a scratch directory in the child's private mount
+//! namespace, and `enter()` pivots into it (DESIGN §1 steps 5-8).
+
+use std::ffi::CString;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::policy::{Policy, RootFs, SANDBOX_DIR};
+
+/// One step of building the new root. Paths are absolute paths *inside* the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// A small tmpfs as the new root (the `host` root filesystem).
+    RootTmpfs,
+    /// A recursive read-only bind of a prepared root filesystem directory.
+    RootBind { source: PathBuf },
+    Mkdir { path: PathBuf },
+    /// An empty file to bind a host file onto.
+    Touch { path: PathBuf },
+    Bind { source: PathBuf, target: PathBuf, writable: bool },
+    Symlink { target: PathBuf, path: PathBuf },
+    WriteFile { path: PathBuf, contents: Vec<u8>, mode: u32 },
+    Tmpfs { target: PathBuf, size: u64, mode: u32, exec: bool },
+    /// A fresh procfs: must be mounted before the old root is detached (PLATFORM §2 step 7).
+    Proc { target: PathBuf },
+    /// Make a mount read-only once it is populated (used for `/dev`).
+    RemountReadOnly { target: PathBuf },
+}
+
+/// Facts about the host root the `host` plan depends on, discovered once by the parent.
+#[derive(Debug, Clone, Default)]
+pub struct HostLayout {
+    /// Top-level entries that are symlinks (merged /usr: `bin -> usr/bin`), with their targets.
+    pub top_symlinks: Vec<(String, PathBuf)>,
+    /// Top-level directories that must be bound because they are real directories (split /usr).
+    pub top_dirs: Vec<String>,
+    /// `/etc` entries present on the host: (name, is_dir, symlink target if a symlink).
+    pub etc: Vec<(String, bool, Option<PathBuf>)>,
+}
+
+/// `/etc` entries a host-root sandbox sees (DESIGN §5): the dynamic linker cache, name service
+/// configuration, time zone, TLS roots and Debian's alternatives links; nothing else of `/etc`.
+const ETC_ENTRIES: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "nsswitch.conf",
+    "host.conf",
+    "hosts",
+    "localtime",
+    "timezone",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "alternatives",
+    "mime.types",
+    "protocols",
+    "services",
+];
+
+/// Top-level names that Debian's merged /usr makes symlinks (or, on older systems, directories).
+const USR_ALIASES: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+impl HostLayout {
+    /// Inspect the host root (a few `lstat` calls).
+    pub fn discover() -> HostLayout {
+        let mut layout = HostLayout::default();
+        for name in USR_ALIASES {
+            let path = Path::new("/").join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&path) {
+                        layout.top_symlinks.push((name.to_string(), target));
+                    }
+                }
+                Ok(m) if m.is_dir() => layout.top_dirs.push(name.to_string()),
+                _ => {}
+            }
+        }
+        for name in ETC_ENTRIES {
+            let path = Path::new("/etc").join(name);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let link = meta.file_type().is_symlink().then(|| std::fs::read_link(&path).ok()).flatten();
+            layout.etc.push((name.to_string(), meta.is_dir(), link));
+        }
+        layout
+    }
+}
+
+/// The sandbox's `/etc/passwd` and `/etc/group` on the `host` root: only the sandbox's own users.
+const PASSWD: &str = "root:x:0:0:sandbox:/sandbox:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// Host device nodes bound into the minimal `/dev` (mknod is refused inside a user namespace).
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// Build the mount plan for a policy. `copies` holds the contents of `policy.copy_in`, read by the
+/// parent (in the same order).
+pub fn plan(policy: &Policy, host: &HostLayout, copies: &[Vec<u8>]) -> Vec<MountOp> {
+    let p = PathBuf::from;
+    let mut ops = Vec::new();
+    match &policy.rootfs {
+        RootFs::Host => {
+            ops.push(MountOp::RootTmpfs);
+            ops.push(MountOp::Mkdir { path: p("/usr") });
+            ops.push(MountOp::Bind { source: p("/usr"), target: p("/usr"), writable: false });
+            for (name, target) in &host.top_symlinks {
+                ops.push(MountOp::Symlink { target: target.clone(), path: Path::new("/").join(name) });
+            }
+            for name in &host.top_dirs {
+                let path = Path::new("/").join(name);
+                ops.push(MountOp::Mkdir { path: path.clone() });
+                ops.push(MountOp::Bind { source: path.clone(), target: path, writable: false });
+            }
+            ops.push(MountOp::Mkdir { path: p("/etc") });
+            for (name, is_dir, link) in &host.etc {
+                let path = Path::new("/etc").join(name);
+                match (link, is_dir) {
+                    (Some(target), _) => ops.push(MountOp::Symlink { target: target.clone(), path }),
+                    (None, true) => {
+                        ops.push(MountOp::Mkdir { path: path.clone() });
+                        ops.push(MountOp::Bind { source: path.clone(), target: path, writable: false });
+                    }
+                    (None, false) => {
+                        ops.push(MountOp::Touch { path: path.clone() });
+                        ops.push(MountOp::Bind { source: path.clone(), target: path, writable: false });
+                    }
+                }
+            }
+            let file = |path: &str, text: &str| MountOp::WriteFile { path: p(path), contents: text.as_bytes().to_vec(), mode: 0o644 };
+            ops.push(file("/etc/passwd", PASSWD));
+            ops.push(file("/etc/group", GROUP));
+            ops.push(file("/etc/hostname", &format!("{}\n", policy.hostname)));
+            for dir in ["/proc", "/dev", "/tmp", SANDBOX_DIR] {
+                ops.push(MountOp::Mkdir { path: p(dir) });
+            }
+        }
+        RootFs::Dir(dir) => ops.push(MountOp::RootBind { source: dir.clone() }),
+    }
+    ops.push(MountOp::Proc { target: p("/proc") });
+    dev_ops(&mut ops, policy.limits.tmp_size);
+    ops.push(MountOp::Tmpfs { target: p("/tmp"), size: policy.limits.tmp_size, mode: 0o1777, exec: true });
+    ops.push(MountOp::Tmpfs { target: p(SANDBOX_DIR), size: policy.limits.sandbox_size, mode: 0o755, exec: true });
+    for m in &policy.mounts {
+        if policy.rootfs == RootFs::Host {
+            ops.push(MountOp::Mkdir { path: m.target.clone() });
+        }
+        ops.push(MountOp::Bind { source: m.source.clone(), target: m.target.clone(), writable: m.writable });
+    }
+    for (copy, contents) in policy.copy_in.iter().zip(copies) {
+        ops.push(MountOp::WriteFile { path: copy.target.clone(), contents: contents.clone(), mode: 0o644 });
+    }
+    ops
+}
+
+/// The minimal `/dev`: a small tmpfs with host device nodes bound in, `/proc/self/fd` links, a
+/// private `/dev/shm`, no tty; read-only once populated.
+fn dev_ops(ops: &mut Vec<MountOp>, shm_size: u64) {
+    let p = PathBuf::from;
+    ops.push(MountOp::Tmpfs { target: p("/dev"), size: 64 << 10, mode: 0o755, exec: false });
+    for dev in DEVICES {
+        let path = Path::new("/dev").join(dev);
+        ops.push(MountOp::Touch { path: path.clone() });
+        ops.push(MountOp::Bind { source: path.clone(), target: path, writable: true });
+    }
+    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        ops.push(MountOp::Symlink { target: p(target), path: Path::new("/dev").join(name) });
+    }
+    ops.push(MountOp::Mkdir { path: p("/dev/shm") });
+    ops.push(MountOp::Tmpfs { target: p("/dev/shm"), size: shm_size, mode: 0o1777, exec: false });
+    ops.push(MountOp::RemountReadOnly { target: p("/dev") });
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("mount {source_desc} on {target:?} ({flags}): {errno}{hint}")]
+    Mount {
+        source_desc: String,
+        target: PathBuf,
+        flags: String,
+        errno: Errno,
+        hint: &'static str,
+    },
+    #[error("{call} {path:?}: {source}")]
+    Io {
+        call: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{call} {path:?}: {errno}")]
+    Call { call: &'static str, path: PathBuf, errno: Errno },
+    #[error("rootfs mountpoint {path:?} is missing or not a directory; rebuild the rootfs with scripts/build-rootfs or create it")]
+    MissingMountpoint { path: PathBuf },
+}
+
+const PROC_HINT: &str = "; hint: a fresh /proc cannot be mounted when the host's /proc is partly over-mounted (systemd ProtectKernelTunables=/ProcSubset=/ProtectProc=, or a container runtime's masked paths); run stockade on a host or unit without them (see docs/limits.md)";
+
+/// Make every mount private so nothing we do propagates back to the host (step 5).
+pub fn make_private() -> Result<(), FsError> {
+    mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None, "")
+}
+
+/// Apply the plan under `root` (an existing, empty directory in the private mount namespace).
+pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
+    let at = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
+    for op in ops {
+        match op {
+            MountOp::RootTmpfs => tmpfs(root, 1 << 20, 0o755, false)?,
+            MountOp::RootBind { source } => {
+                mount(Some(source), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "")?;
+                remount_read_only(root)?;
+            }
+            MountOp::Mkdir { path } => mkdir_all(&at(path))?,
+            MountOp::Touch { path } => {
+                std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(at(path))
+                    .map_err(|source| FsError::Io { call: "create", path: path.clone(), source })?;
+            }
+            MountOp::Bind { source, target, writable } => {
+                let dst = at(target);
+                require_mountpoint(&dst)?;
+                mount(Some(source), &dst, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "")?;
+                if !writable {
+                    remount_read_only(&dst)?;
+                }
+            }
+            MountOp::Symlink { target, path } => std::os::unix::fs::symlink(target, at(path))
+                .map_err(|source| FsError::Io { call: "symlink", path: path.clone(), source })?,
+            MountOp::WriteFile { path, contents, mode } => {
+                let dst = at(path);
+                if let Some(parent) = dst.parent() {
+                    mkdir_all(parent)?;
+                }
+                std::fs::write(&dst, contents).map_err(|source| FsError::Io { call: "write", path: path.clone(), source })?;
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(*mode))
+                    .map_err(|source| FsError::Io { call: "chmod", path: path.clone(), source })?;
+            }
+            MountOp::Tmpfs { target, size, mode, exec } => {
+                let dst = at(target);
+                require_mountpoint(&dst)?;
+                tmpfs(&dst, *size, *mode, *exec)?;
+            }
+            MountOp::Proc { target } => {
+                let dst = at(target);
+                require_mountpoint(&dst)?;
+                proc(&dst)?;
+            }
+            MountOp::RemountReadOnly { target } => remount_read_only(&at(target))?,
+        }
+    }
+    Ok(())
+}
+
+/// `pivot_root(".", ".")` into `root`, detach the old root, and make `/` read-only (steps 8).
+pub fn enter(root: &Path) -> Result<(), FsError> {
+    nix::unistd::chdir(root).map_err(|errno| FsError::Call { call: "chdir", path: root.into(), errno })?;
+    // pivot_root(2): "new_root and put_old may be the same directory"; the old root is then
+    // stacked on top and can be detached at ".", so the rootfs needs no put_old directory.
+    nix::unistd::pivot_root(".", ".").map_err(|errno| FsError::Call { call: "pivot_root", path: root.into(), errno })?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|errno| FsError::Call { call: "umount2(MNT_DETACH)", path: "/".into(), errno })?;
+    nix::unistd::chdir("/").map_err(|errno| FsError::Call { call: "chdir", path: "/".into(), errno })?;
+    remount_read_only(Path::new("/"))
+}
+
+fn require_mountpoint(path: &Path) -> Result<(), FsError> {
+    // lstat, not stat: a prepared rootfs is untrusted input, and a mountpoint that is a symlink
+    // would redirect the mount outside the new root.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_symlink() => Ok(()),
+        _ => Err(FsError::MissingMountpoint { path: path.to_path_buf() }),
+    }
+}
+
+fn mkdir_all(path: &Path) -> Result<(), FsError> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(path)
+        .map_err(|source| FsError::Io { call: "mkdir", path: path.to_path_buf(), source })
+}
+
+fn tmpfs(target: &Path, size: u64, mode: u32, exec: bool) -> Result<(), FsError> {
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if !exec {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    // nr_inodes caps the inode count as size caps the bytes: one inode per 4 KiB is generous.
+    let data = format!("size={size},nr_inodes={},mode={mode:o}", (size / 4096).max(1024));
+    mount(Some(Path::new("tmpfs")), target, Some("tmpfs"), flags, Some(&data), "")
+}
+
+fn proc(target: &Path) -> Result<(), FsError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // hidepid=invisible (Linux 5.8) hides processes we may not ptrace: the sandbox's init.
+    match mount(Some(Path::new("proc")), target, Some("proc"), flags, Some("hidepid=invisible"), PROC_HINT) {
+        Err(FsError::Mount { errno: Errno::EINVAL, .. }) => {
+            mount(Some(Path::new("proc")), target, Some("proc"), flags, None, PROC_HINT)
+        }
+        other => other,
+    }
+}
+
+/// Remount a bind read-only, keeping the flags the kernel locks in a user namespace
+/// (nosuid/nodev/noexec/atime): dropping a locked flag fails with EPERM (PLATFORM §2 step 6).
+fn remount_read_only(target: &Path) -> Result<(), FsError> {
+    use nix::sys::statvfs::FsFlags;
+    let st = nix::sys::statvfs::statvfs(target)
+        .map_err(|errno| FsError::Call { call: "statvfs", path: target.into(), errno })?;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st.flags().contains(fs) {
+            flags |= ms;
+        }
+    }
+    mount(None, target, None, flags, None, "")
+}
+
+fn mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, hint: &'static str) -> Result<(), FsError> {
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|errno| FsError::Mount {
+        source_desc: match (source, fstype) {
+            (Some(s), _) => format!("{s:?}"),
+            (None, _) => "(remount)".into(),
+        },
+        target: target.to_path_buf(),
+        flags: format!("{flags:?}{}", data.map(|d| format!(", {d}")).unwrap_or_default()),
+        errno,
+        hint,
+    })
+}
+
+/// The directory each sandbox's root is built on. It is only ever mounted over inside the child's
+/// private mount namespace, so every run can share it; it is created once and owned by the caller.
+pub fn scratch_dir() -> Result<PathBuf, FsError> {
+    let uid = nix::unistd::Uid::current();
+    let base = if uid.is_root() {
+        PathBuf::from("/run/stockade")
+    } else if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir()) {
+        PathBuf::from(dir).join("stockade")
+    } else {
+        PathBuf::from(format!("/tmp/stockade-{uid}"))
+    };
+    let root = base.join("root");
+    if let Ok(meta) = std::fs::symlink_metadata(&root) {
+        use std::os::unix::fs::MetadataExt;
+        // A pre-created symlink or someone else's directory in a shared /tmp is refused.
+        if meta.is_dir() && !meta.file_type().is_symlink() && meta.uid() == uid.as_raw() {
+            return Ok(root);
+        }
+        return Err(FsError::Io {
+            call: "use scratch directory",
+            path: root,
+            source: std::io::Error::other("exists but is not a directory owned by us"),
+        });
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root)
+        .map_err(|source| FsError::Io { call: "mkdir", path: root.clone(), source })?;
+    Ok(root)
+}
+
+/// Convert a path to a C string (for execve and friends).
+pub fn cstring(path: &Path) -> Result<CString, FsError> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| FsError::Call { call: "path with NUL byte", path: path.into(), errno: Errno::EINVAL })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{BindMount, CopyIn};
+
+    fn layout() -> HostLayout {
+        HostLayout {
+            top_symlinks: vec![("bin".into(), "usr/bin".into()), ("lib64".into(), "usr/lib64".into())],
+            top_dirs: vec![],
+            etc: vec![("ld.so.cache".into(), false, None), ("ssl".into(), true, None), ("localtime".into(), false, Some("/usr/share/zoneinfo/UTC".into()))],
+        }
+    }
+
+    fn pos(ops: &[MountOp], pred: impl Fn(&MountOp) -> bool) -> usize {
+        ops.iter().position(pred).expect("op missing from plan")
+    }
+
+    #[test]
+    fn host_plan_binds_usr_read_only_and_only_listed_etc_files() {
+        let ops = plan(&Policy::default(), &layout(), &[]);
+        assert_eq!(ops[0], MountOp::RootTmpfs);
+        assert!(ops.contains(&MountOp::Bind { source: "/usr".into(), target: "/usr".into(), writable: false }));
+        assert!(ops.contains(&MountOp::Symlink { target: "usr/bin".into(), path: "/bin".into() }));
+        assert!(ops.contains(&MountOp::Bind { source: "/etc/ssl".into(), target: "/etc/ssl".into(), writable: false }));
+        assert!(ops.contains(&MountOp::Symlink { target: "/usr/share/zoneinfo/UTC".into(), path: "/etc/localtime".into() }));
+        // Nothing else of the host is bound, and nothing is writable but the device nodes.
+        for op in &ops {
+            if let MountOp::Bind { source, writable, .. } = op {
+                let ok = source == Path::new("/usr") || source.starts_with("/etc/") || source.starts_with("/dev/");
+                assert!(ok, "unexpected bind of {source:?}");
+                assert_eq!(*writable, source.starts_with("/dev/"), "{source:?}");
+            }
+        }
+        assert!(!ops.iter().any(|op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/shadow"))));
+    }
+
+    #[test]
+    fn proc_comes_before_dev_and_tmpfs_are_size_capped() {
+        let mut policy = Policy::default();
+        policy.limits.tmp_size = 5 << 20;
+        policy.limits.sandbox_size = 7 << 20;
+        let ops = plan(&policy, &layout(), &[]);
+        let proc_at = pos(&ops, |op| matches!(op, MountOp::Proc { .. }));
+        let dev_at = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/dev")));
+        assert!(proc_at < dev_at);
+        assert!(ops.contains(&MountOp::Tmpfs { target: "/tmp".into(), size: 5 << 20, mode: 0o1777, exec: true }));
+        assert!(ops.contains(&MountOp::Tmpfs { target: "/sandbox".into(), size: 7 << 20, mode: 0o755, exec: true }));
+        let ro_dev = pos(&ops, |op| matches!(op, MountOp::RemountReadOnly { target } if target == Path::new("/dev")));
+        let shm = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/dev/shm")));
+        assert!(shm < ro_dev, "/dev is made read-only after it is populated");
+    }
+
+    #[test]
+    fn rootfs_dir_plan_binds_the_directory_and_writes_nothing_into_it() {
+        let mut policy = Policy::default();
+        policy.rootfs = RootFs::Dir("/srv/rootfs".into());
+        let ops = plan(&policy, &layout(), &[]);
+        assert_eq!(ops[0], MountOp::RootBind { source: "/srv/rootfs".into() });
+        assert!(!ops.iter().any(|op| matches!(op, MountOp::Mkdir { path } if !path.starts_with("/dev"))));
+        assert!(!ops.iter().any(|op| matches!(op, MountOp::WriteFile { .. })));
+    }
+
+    #[test]
+    fn extra_binds_and_copies_come_after_the_work_dir() {
+        let mut policy = Policy::default();
+        policy.mounts.push(BindMount { source: "/data".into(), target: "/data".into(), writable: false });
+        policy.copy_in.push(CopyIn { source: "main.py".into(), target: "/sandbox/main.py".into() });
+        let ops = plan(&policy, &layout(), &[b"print(1)".to_vec()]);
+        let work = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/sandbox")));
+        let copy = pos(&ops, |op| matches!(op, MountOp::WriteFile { path, .. } if path == Path::new("/sandbox/main.py")));
+        let bind = pos(&ops, |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/data")));
+        assert!(work < copy && work < bind);
+        assert!(matches!(&ops[copy], MountOp::WriteFile { contents, .. } if contents == b"print(1)"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The verdict: one JSON object per run, and the CLI exit code derived from it.
+//!
+//! Field names and units are stable (bytes are bytes, times are milliseconds); see
+//! `docs/verdict.md`.
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::policy::Limits;
+
+/// Why a run ended, most specific cause first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    ExitNonzero,
+    Signaled,
+    TimeoutWall,
+    TimeoutCpu,
+    Oom,
+    OutputLimit,
+    SeccompViolation,
+    SetupFailed,
+    RejectedByPolicy,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::ExitNonzero => "exit_nonzero",
+            Status::Signaled => "signaled",
+            Status::TimeoutWall => "timeout_wall",
+            Status::TimeoutCpu => "timeout_cpu",
+            Status::Oom => "oom",
+            Status::OutputLimit => "output_limit",
+            Status::SeccompViolation => "seccomp_violation",
+            Status::SetupFailed => "setup_failed",
+            Status::RejectedByPolicy => "rejected_by_policy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CpuTime {
+    pub user_ms: u64,
+    pub system_ms: u64,
+    pub total_ms: u64,
+}
+
+impl CpuTime {
+    pub fn from_micros(user_us: u64, system_us: u64) -> Self {
+        CpuTime {
+            user_ms: user_us / 1000,
+            system_ms: system_us / 1000,
+            total_ms: (user_us + system_us) / 1000,
+        }
+    }
+}
+
+/// One captured output stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stream {
+    /// The captured bytes: UTF-8 text, or base64 when `encoding` says so.
+    pub data: String,
+    /// `utf-8` or `base64` (when the bytes are not valid UTF-8).
+    pub encoding: &'static str,
+    /// Bytes the payload wrote to the stream (including any discarded past the cap).
+    pub bytes: u64,
+    /// Whether `data` holds fewer bytes than the payload wrote.
+    pub truncated: bool,
+}
+
+impl Stream {
+    pub fn new(captured: &[u8], total: u64) -> Self {
+        let (data, encoding) = match std::str::from_utf8(captured) {
+            Ok(s) => (s.to_string(), "utf-8"),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(captured),
+                "base64",
+            ),
+        };
+        Stream {
+            data,
+            encoding,
+            bytes: total,
+            truncated: total > captured.len() as u64,
+        }
+    }
+}
+
+/// Which isolation layers were really active in this run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Enforced {
+    pub userns: bool,
+    pub pidns: bool,
+    pub netns: bool,
+    pub mountns: bool,
+    pub ipcns: bool,
+    pub utsns: bool,
+    pub cgroupns: bool,
+    /// Outer uid the sandbox's root is mapped to.
+    pub outer_uid: u32,
+    pub landlock: LandlockStatus,
+    pub seccomp: SeccompStatus,
+    pub capabilities_dropped: bool,
+    pub no_new_privs: bool,
+    pub readonly_root: bool,
+    pub cgroup: CgroupEnforced,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LandlockStatus {
+    /// `fully_enforced`, `partially_enforced` or `not_enforced`.
+    pub status: String,
+    /// The ABI the kernel provided (0 when Landlock is unavailable).
+    pub abi: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SeccompStatus {
+    pub enabled: bool,
+    /// `kill`, `errno` or `log`.
+    pub default_action: String,
+    /// Instructions in the allowlist program.
+    pub instructions: usize,
+}
+
+/// What the limit manager enforced (see `crate::cgroup`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupEnforced {
+    /// `v2`, `v1`, `hybrid` or `none`.
+    pub backend: String,
+    pub memory_limit_enforced: bool,
+    pub pids_limit_enforced: bool,
+    pub cpu_limit_enforced: bool,
+    /// Whether the whole tree can be killed at once (`cgroup.kill`).
+    pub kill_all: bool,
+}
+
+/// A finding of the pre-execution analysis, as it appears in the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyFinding {
+    pub rule: String,
+    pub severity: String,
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    pub preset: String,
+    pub mode: String,
+    pub safe: bool,
+    pub findings: Vec<PolicyFinding>,
+}
+
+/// The seccomp violation that ended the run, when it could be identified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeccompViolation {
+    pub syscall: Option<String>,
+    pub nr: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub wall_ms: u64,
+    pub cpu_ms: CpuTime,
+    pub memory_peak_bytes: Option<u64>,
+    pub pids_peak: Option<u64>,
+    /// Times a fork was refused because `pids.max` was reached.
+    pub pids_limit_hits: Option<u64>,
+    pub stdout: Stream,
+    pub stderr: Stream,
+    pub limits: Limits,
+    pub enforced: Enforced,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_violation: Option<SeccompViolation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Verdict {
+    /// A verdict for a run that never started (bad input, failed set-up, refused by policy).
+    pub fn not_started(status: Status, limits: Limits, message: String) -> Self {
+        Verdict {
+            status,
+            exit_code: None,
+            signal: None,
+            wall_ms: 0,
+            cpu_ms: CpuTime::default(),
+            memory_peak_bytes: None,
+            pids_peak: None,
+            pids_limit_hits: None,
+            stdout: Stream::new(b"", 0),
+            stderr: Stream::new(b"", 0),
+            limits,
+            enforced: Enforced::default(),
+            policy: None,
+            seccomp_violation: None,
+            message: Some(message),
+        }
+    }
+
+    /// The CLI exit code (DESIGN §4): the payload's own code, 128+n for signal n, 124 for a
+    /// timeout, 125 when stockade itself failed, 137 for OOM, 153 (128+SIGXFSZ) when the output
+    /// cap killed the run, 126 when refused by policy.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            Status::Ok => 0,
+            Status::ExitNonzero => self.exit_code.unwrap_or(1),
+            Status::Signaled | Status::SeccompViolation => 128 + self.signal.unwrap_or(9),
+            Status::TimeoutWall | Status::TimeoutCpu => 124,
+            Status::Oom => 137,
+            Status::OutputLimit => 128 + libc::SIGXFSZ,
+            Status::SetupFailed => 125,
+            Status::RejectedByPolicy => 126,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(status: Status, code: Option<i32>, signal: Option<i32>) -> Verdict {
+        let mut v = Verdict::not_started(status, Limits::default(), String::new());
+        v.exit_code = code;
+        v.signal = signal;
+        v
+    }
+
+    #[test]
+    fn exit_codes_follow_the_design_table() {
+        assert_eq!(verdict(Status::Ok, Some(0), None).exit_code(), 0);
+        assert_eq!(verdict(Status::ExitNonzero, Some(3), None).exit_code(), 3);
+        assert_eq!(verdict(Status::ExitNonzero, Some(127), None).exit_code(), 127);
+        assert_eq!(verdict(Status::Signaled, None, Some(15)).exit_code(), 143);
+        assert_eq!(verdict(Status::SeccompViolation, None, Some(31)).exit_code(), 159);
+        assert_eq!(verdict(Status::TimeoutWall, None, Some(9)).exit_code(), 124);
+        assert_eq!(verdict(Status::TimeoutCpu, None, Some(9)).exit_code(), 124);
+        assert_eq!(verdict(Status::Oom, None, Some(9)).exit_code(), 137);
+        assert_eq!(verdict(Status::OutputLimit, None, Some(9)).exit_code(), 153);
+        assert_eq!(verdict(Status::SetupFailed, None, None).exit_code(), 125);
+        assert_eq!(verdict(Status::RejectedByPolicy, None, None).exit_code(), 126);
+    }
+
+    #[test]
+    fn status_names_are_stable() {
+        let json = serde_json::to_value(verdict(Status::TimeoutWall, None, None)).unwrap();
+        assert_eq!(json["status"], "timeout_wall");
+        assert_eq!(Status::SeccompViolation.as_str(), "seccomp_violation");
+        assert_eq!(
+            serde_json::to_value(Status::RejectedByPolicy).unwrap(),
+            "rejected_by_policy"
+        );
+    }
+
+    #[test]
+    fn streams_encode_binary_as_base64_and_count_truncation() {
+        let s = Stream::new(b"hi\n", 3);
+        assert_eq!((s.data.as_str(), s.encoding, s.truncated), ("hi\n", "utf-8", false));
+        let s = Stream::new(&[0xff, 0xfe], 10);
+        assert_eq!((s.data.as_str(), s.encoding, s.bytes, s.truncated), ("//4=", "base64", 10, true));
+    }
+}
