@@ -133,7 +133,7 @@ pub fn plan(policy: &Policy, host: &HostLayout, copies: &[Vec<u8>]) -> Vec<Mount
                     }
                 }
             }
-            let file = |path: &str, text: &str| MountOp::WriteFile { path: p(path), contents: text.as_bytes().to_vec(), mode: 0o644 };
+            let file = |path: &str, text: &str| MountOp::WriteFile { path: PathBuf::from(path), contents: text.as_bytes().to_vec(), mode: 0o644 };
             ops.push(file("/etc/passwd", PASSWD));
             ops.push(file("/etc/group", GROUP));
             ops.push(file("/etc/hostname", &format!("{}\n", policy.hostname)));

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod run;
+// pub mod run;
 
 /// stockade: run untrusted code in a fresh Linux sandbox and report a verdict.
 #[derive(Debug, Parser)]
@@ -20,12 +20,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one command inside a fresh sandbox.
-    Run(run::RunArgs),
+    // Run(run::RunArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run::run(args),
+        // Command::Run(args) => run::run(args),
     }
 }
