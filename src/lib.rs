@@ -14,6 +14,7 @@ pub mod ns;
 pub mod policy;
 pub mod profile;
 pub mod rlimit;
+pub mod rootfs;
 // (sandbox is enabled once the seccomp and cgroup APIs land)
 // pub mod sandbox;
 pub mod seccomp;

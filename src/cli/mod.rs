@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // pub mod run;
+pub mod profile;
+pub mod rootfs;
 
 /// stockade: run untrusted code in a fresh Linux sandbox and report a verdict.
 #[derive(Debug, Parser)]
@@ -20,11 +22,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List, show and validate profiles.
+    Profile(profile::ProfileArgs),
+    /// Check and list root filesystems.
+    Rootfs(rootfs::RootfsArgs),
     // Run(run::RunArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Profile(args) => profile::run(args),
+        Command::Rootfs(args) => rootfs::run(args),
         // Command::Run(args) => run::run(args),
     }
 }

@@ -1,0 +1,577 @@
+//! Validation: one parsed profile file applied on top of the policy its parent produced.
+//!
+//! Applying layers in order (the root of the `extends` chain first) gives the merge rules of
+//! docs/profiles.md for free: a field the file sets replaces the inherited value, a table is
+//! merged field by field because each field is applied on its own, and list fields append. Every
+//! value is checked here, against the file it came from, so errors point at the right place.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use toml::{Spanned, Value};
+
+use super::error::{ProfileError, SourceFile, nearest};
+use super::wire::{
+    LandlockSection, LimitsSection, MountEntry, PolicySection, ProfileFile, RootfsSection,
+    RunSection, SeccompSection,
+};
+use crate::policy::{
+    AnalysisMode, BestEffort, BindMount, CodeVia, NetworkMode, OutputMode, Policy, RootFs,
+    SeccompDefault,
+};
+use crate::{rootfs, seccomp, units};
+
+/// Analysis presets a profile may name (`[policy] preset`); they match the security presets.
+pub const ANALYSIS_PRESETS: &[&str] = &[
+    "minimal",
+    "development",
+    "production",
+    "educational",
+    "data_science",
+    "strict",
+];
+
+/// Languages the analyzer understands (`[policy] language`).
+pub const LANGUAGES: &[&str] = &["python", "javascript", "shell"];
+
+/// What one file says about itself (never inherited).
+pub struct Meta {
+    pub description: String,
+    pub aliases: Vec<String>,
+}
+
+/// Where relative paths and rootfs names are resolved.
+pub struct Context<'a> {
+    pub src: &'a SourceFile<'a>,
+    /// Directory of the file, for relative paths; `None` for built-in profiles.
+    pub dir: Option<&'a Path>,
+    /// Directories searched for a named rootfs, in order.
+    pub rootfs_dirs: &'a [PathBuf],
+}
+
+type Res<T> = Result<T, ProfileError>;
+
+/// Apply `file` on top of `policy` (which holds the parent's result, or the defaults).
+pub fn apply(file: ProfileFile, cx: &Context<'_>, policy: &mut Policy) -> Res<Meta> {
+    let meta = meta(&file, cx)?;
+    if let Some(net) = &file.network {
+        policy.network = match choice(cx, net, "network", &["none", "loopback"])? {
+            "none" => NetworkMode::None,
+            _ => NetworkMode::Loopback,
+        };
+    }
+    for layer in &file.best_effort {
+        policy
+            .best_effort
+            .allow(layer.get_ref())
+            .map_err(|_| unknown_value(cx, layer, "best_effort", BestEffort::LAYERS))?;
+    }
+    apply_run(&file.run, cx, policy)?;
+    apply_rootfs(file.rootfs, cx, policy)?;
+    apply_limits(&file.limits, cx, policy)?;
+    apply_seccomp(&file.seccomp, cx, policy)?;
+    apply_landlock(&file.landlock, cx, policy)?;
+    for (key, value) in &file.env {
+        check_env(cx, key, value)?;
+        policy.set_env(key.get_ref(), value.get_ref());
+    }
+    apply_policy(&file.policy, cx, policy)?;
+    Ok(meta)
+}
+
+fn meta(file: &ProfileFile, cx: &Context<'_>) -> Res<Meta> {
+    let description = match &file.description {
+        Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().trim().to_string(),
+        Some(d) => {
+            return Err(cx.src.error(
+                d.span(),
+                "description",
+                "`description` is empty".into(),
+                None,
+            ));
+        }
+        None => {
+            return Err(cx.src.error(
+                0..0,
+                "description",
+                "missing field `description`".into(),
+                Some("every profile says in one paragraph what it allows and why".into()),
+            ));
+        }
+    };
+    let mut aliases = Vec::new();
+    for alias in &file.aliases {
+        if !super::valid_name(alias.get_ref()) {
+            let msg = format!("`aliases`: invalid name `{}`", alias.get_ref());
+            let hint = "use lowercase letters, digits, `_` and `-`".to_string();
+            return Err(cx.src.error(alias.span(), "aliases", msg, Some(hint)));
+        }
+        aliases.push(alias.get_ref().clone());
+    }
+    Ok(Meta {
+        description,
+        aliases,
+    })
+}
+
+fn apply_run(run: &RunSection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
+    if let Some(command) = &run.command {
+        policy.argv = strings(cx, command, "run.command")?;
+    }
+    if let Some(code) = &run.code {
+        policy.code.via = match choice(cx, code, "run.code", &["argument", "file", "stdin"])? {
+            "argument" => CodeVia::Argument,
+            "file" => CodeVia::File,
+            _ => CodeVia::Stdin,
+        };
+    }
+    if let Some(flag) = &run.code_flag {
+        let flag = strings(cx, std::slice::from_ref(flag), "run.code_flag")?;
+        policy.code.flag = flag.into_iter().next().filter(|f| !f.is_empty());
+    }
+    if let Some(name) = &run.file_name {
+        let n = name.get_ref();
+        if n.is_empty() || n.contains(['/', '\0']) || n == "." || n == ".." {
+            let msg = format!("`run.file_name`: `{n}` is not a plain file name");
+            let hint = "the file is written to /sandbox/<file_name>; give a name such as main.py";
+            return Err(cx
+                .src
+                .error(name.span(), "run.file_name", msg, Some(hint.into())));
+        }
+        policy.code.file_name = n.clone();
+    }
+    if let Some(args) = &run.args {
+        policy.code.args = strings(cx, args, "run.args")?;
+    }
+    if let Some(cwd) = &run.cwd {
+        policy.cwd = abs_path(cx, cwd, "run.cwd")?;
+    }
+    if let Some(host) = &run.hostname {
+        let h = host.get_ref();
+        let ok = !h.is_empty()
+            && h.len() <= 64
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !ok {
+            let msg = format!("`run.hostname`: `{h}` is not a valid host name");
+            let hint = "use 1 to 64 letters, digits, `-` and `.`".to_string();
+            return Err(cx.src.error(host.span(), "run.hostname", msg, Some(hint)));
+        }
+        policy.hostname = h.clone();
+    }
+    Ok(())
+}
+
+fn apply_rootfs(section: RootfsSection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
+    if let Some(root) = &section.root {
+        policy.rootfs = resolve_root(cx, root)?;
+    }
+    for entry in &section.mounts {
+        let mount = mount(cx, entry)?;
+        // Same target: the child's mount replaces the inherited one instead of stacking on it.
+        policy.mounts.retain(|m| m.target != mount.target);
+        policy.mounts.push(mount);
+    }
+    Ok(())
+}
+
+fn resolve_root(cx: &Context<'_>, root: &Spanned<String>) -> Res<RootFs> {
+    let text = root.get_ref();
+    if text == "host" {
+        return Ok(RootFs::Host);
+    }
+    let field = "rootfs.root";
+    if text.contains('/') {
+        let path = relative_to(cx, Path::new(text));
+        if !path.is_dir() {
+            let msg = format!(
+                "`{field}`: rootfs directory {} does not exist",
+                path.display()
+            );
+            let hint = "build one with scripts/build-rootfs (docs/rootfs.md)".to_string();
+            return Err(cx.src.error(root.span(), field, msg, Some(hint)));
+        }
+        return Ok(RootFs::Dir(path));
+    }
+    if !super::valid_name(text) {
+        let msg = format!("`{field}`: `{text}` is neither `host`, a rootfs name nor a path");
+        return Err(cx.src.error(root.span(), field, msg, None));
+    }
+    match rootfs::find(text, cx.rootfs_dirs) {
+        Some(dir) => Ok(RootFs::Dir(dir)),
+        None => {
+            let searched: Vec<String> = cx
+                .rootfs_dirs
+                .iter()
+                .map(|d| d.join(text).display().to_string())
+                .collect();
+            let msg = format!(
+                "`{field}`: rootfs `{text}` not found (looked in {})",
+                searched.join(", ")
+            );
+            let hint = format!("build it with `scripts/build-rootfs {text}`");
+            Err(cx.src.error(root.span(), field, msg, Some(hint)))
+        }
+    }
+}
+
+fn mount(cx: &Context<'_>, entry: &MountEntry) -> Res<BindMount> {
+    let Some(source) = &entry.source else {
+        let msg = "`rootfs.mounts`: a mount needs a `source`".to_string();
+        let span = entry.target.as_ref().map_or(0..0, Spanned::span);
+        return Err(cx.src.error(span, "rootfs.mounts.source", msg, None));
+    };
+    let src_path = abs_path(cx, source, "rootfs.mounts.source")?;
+    if !src_path.exists() {
+        let msg = format!(
+            "`rootfs.mounts.source`: {} does not exist",
+            src_path.display()
+        );
+        return Err(cx
+            .src
+            .error(source.span(), "rootfs.mounts.source", msg, None));
+    }
+    let target = entry.target.as_ref().unwrap_or(source);
+    let tgt_path = abs_path(cx, target, "rootfs.mounts.target")?;
+    let reserved = tgt_path == Path::new("/")
+        || tgt_path.starts_with("/proc")
+        || tgt_path.starts_with("/dev")
+        || tgt_path == Path::new("/tmp")
+        || tgt_path == Path::new(crate::policy::SANDBOX_DIR);
+    if reserved {
+        let msg = format!(
+            "`rootfs.mounts.target`: cannot mount over {}",
+            tgt_path.display()
+        );
+        let hint = "/, /proc, /dev, /tmp and /sandbox belong to the sandbox itself".to_string();
+        return Err(cx
+            .src
+            .error(target.span(), "rootfs.mounts.target", msg, Some(hint)));
+    }
+    Ok(BindMount {
+        source: src_path,
+        target: tgt_path,
+        writable: entry.writable,
+    })
+}
+
+fn apply_limits(l: &LimitsSection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
+    let lim = &mut policy.limits;
+    if let Some(v) = &l.wall {
+        lim.wall = duration(cx, v, "limits.wall")?;
+    }
+    if let Some(v) = &l.cpu {
+        lim.cpu = duration(cx, v, "limits.cpu")?;
+    }
+    if let Some(v) = &l.memory {
+        lim.memory = size(cx, v, "limits.memory", true)?;
+    }
+    if let Some(v) = &l.pids {
+        lim.pids = count(cx, v, "limits.pids", true)?;
+    }
+    if let Some(v) = &l.cpus {
+        lim.cpus = cpus(cx, v)?;
+    }
+    let required = [
+        (&l.output, &mut lim.output, "limits.output"),
+        (&l.tmp_size, &mut lim.tmp_size, "limits.tmp_size"),
+        (
+            &l.sandbox_size,
+            &mut lim.sandbox_size,
+            "limits.sandbox_size",
+        ),
+        (&l.file_size, &mut lim.file_size, "limits.file_size"),
+        (&l.stack, &mut lim.stack, "limits.stack"),
+    ];
+    for (value, slot, field) in required {
+        if let Some(v) = value {
+            *slot = size(cx, v, field, false)?.unwrap_or(*slot);
+        }
+    }
+    if let Some(v) = &l.open_files {
+        lim.open_files = count(cx, v, "limits.open_files", false)?.unwrap_or(lim.open_files);
+    }
+    if let Some(v) = &l.output_mode {
+        let text = as_str(cx, v, "limits.output_mode", "`kill` or `truncate`")?;
+        lim.output_mode = match choice(cx, &text, "limits.output_mode", &["kill", "truncate"])? {
+            "kill" => OutputMode::Kill,
+            _ => OutputMode::Truncate,
+        };
+    }
+    Ok(())
+}
+
+fn apply_seccomp(s: &SeccompSection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
+    if let Some(action) = &s.default_action {
+        let options = ["kill", "errno", "log"];
+        policy.seccomp.default_action =
+            match choice(cx, action, "seccomp.default_action", &options)? {
+                "kill" => SeccompDefault::Kill,
+                "errno" => SeccompDefault::Errno,
+                _ => SeccompDefault::Log,
+            };
+    }
+    let groups: Vec<&str> = seccomp::GROUPS.iter().map(|g| g.name).collect();
+    for name in &s.groups {
+        let name = choice(cx, name, "seccomp.groups", &groups)?.to_string();
+        if !policy.seccomp.groups.contains(&name) {
+            policy.seccomp.groups.push(name);
+        }
+    }
+    for name in &s.allow {
+        if seccomp::syscall_number(name.get_ref()).is_none() {
+            return Err(unknown_syscall(cx, name));
+        }
+        if !policy.seccomp.extra_allow.contains(name.get_ref()) {
+            policy.seccomp.extra_allow.push(name.get_ref().clone());
+        }
+    }
+    Ok(())
+}
+
+fn unknown_syscall(cx: &Context<'_>, name: &Spanned<String>) -> ProfileError {
+    let known: Vec<String> = (0..1024)
+        .filter_map(seccomp::syscall_name)
+        .map(str::to_string)
+        .collect();
+    let msg = format!("`seccomp.allow`: unknown syscall `{}`", name.get_ref());
+    let hint = nearest(name.get_ref(), &known).map(|n| format!("did you mean `{n}`?"));
+    cx.src.error(name.span(), "seccomp.allow", msg, hint)
+}
+
+fn apply_landlock(l: &LandlockSection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
+    for (list, field, out) in [
+        (&l.read, "landlock.read", &mut policy.landlock.read),
+        (&l.write, "landlock.write", &mut policy.landlock.write),
+    ] {
+        for path in list {
+            let path = abs_path(cx, path, field)?;
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_policy(p: &PolicySection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
+    if let Some(preset) = &p.preset {
+        policy.analysis.preset = choice(cx, preset, "policy.preset", ANALYSIS_PRESETS)?.to_string();
+    }
+    if let Some(mode) = &p.mode {
+        policy.analysis.mode = match choice(cx, mode, "policy.mode", &["off", "warn", "enforce"])? {
+            "off" => AnalysisMode::Off,
+            "warn" => AnalysisMode::Warn,
+            _ => AnalysisMode::Enforce,
+        };
+    }
+    if let Some(lang) = &p.language {
+        policy.analysis.language =
+            Some(choice(cx, lang, "policy.language", LANGUAGES)?.to_string());
+    }
+    Ok(())
+}
+
+fn check_env(cx: &Context<'_>, key: &Spanned<String>, value: &Spanned<String>) -> Res<()> {
+    let k = key.get_ref();
+    if k.is_empty() || k.contains(['=', '\0']) {
+        let msg = format!("`env`: `{k}` is not a valid variable name");
+        let hint = "a name may not be empty or contain `=`".to_string();
+        return Err(cx.src.error(key.span(), "env", msg, Some(hint)));
+    }
+    if value.get_ref().contains('\0') {
+        let msg = format!("`env.{k}`: the value contains a NUL byte");
+        return Err(cx.src.error(value.span(), &format!("env.{k}"), msg, None));
+    }
+    Ok(())
+}
+
+/// One of a fixed set of words, with a "did you mean" hint for near misses.
+fn choice<'o>(
+    cx: &Context<'_>,
+    v: &Spanned<String>,
+    field: &str,
+    options: &[&'o str],
+) -> Res<&'o str> {
+    match options.iter().find(|o| **o == v.get_ref()) {
+        Some(found) => Ok(found),
+        None => Err(unknown_value(cx, v, field, options)),
+    }
+}
+
+fn unknown_value(
+    cx: &Context<'_>,
+    v: &Spanned<String>,
+    field: &str,
+    options: &[&str],
+) -> ProfileError {
+    let owned: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+    let msg = format!(
+        "`{field}`: unknown value `{}` (expected one of: {})",
+        v.get_ref(),
+        options.join(", ")
+    );
+    let hint = nearest(v.get_ref(), &owned).map(|n| format!("did you mean `{n}`?"));
+    cx.src.error(v.span(), field, msg, hint)
+}
+
+fn strings(cx: &Context<'_>, list: &[Spanned<String>], field: &str) -> Res<Vec<String>> {
+    list.iter()
+        .map(|s| match s.get_ref().contains('\0') {
+            true => Err(cx.src.error(
+                s.span(),
+                field,
+                format!("`{field}`: contains a NUL byte"),
+                None,
+            )),
+            false => Ok(s.get_ref().clone()),
+        })
+        .collect()
+}
+
+fn abs_path(cx: &Context<'_>, v: &Spanned<String>, field: &str) -> Res<PathBuf> {
+    let path = Path::new(v.get_ref());
+    let bad_component = path.components().any(|c| matches!(c, Component::ParentDir));
+    if !path.is_absolute() || bad_component || v.get_ref().contains('\0') {
+        let msg = format!(
+            "`{field}`: `{}` is not an absolute path without `..`",
+            v.get_ref()
+        );
+        return Err(cx.src.error(v.span(), field, msg, None));
+    }
+    Ok(path.to_path_buf())
+}
+
+fn relative_to(cx: &Context<'_>, path: &Path) -> PathBuf {
+    match (path.is_absolute(), cx.dir) {
+        (false, Some(dir)) => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn as_str(
+    cx: &Context<'_>,
+    v: &Spanned<Value>,
+    field: &str,
+    expected: &str,
+) -> Res<Spanned<String>> {
+    match v.get_ref() {
+        Value::String(s) => Ok(Spanned::new(v.span(), s.clone())),
+        other => {
+            let msg = format!("`{field}`: expected {expected}, found {}", other.type_str());
+            Err(cx.src.error(v.span(), field, msg, None))
+        }
+    }
+}
+
+fn is_unlimited(v: &Spanned<Value>) -> bool {
+    matches!(v.get_ref(), Value::String(s) if s == "unlimited")
+}
+
+fn unlimited_refused(cx: &Context<'_>, v: &Spanned<Value>, field: &str) -> ProfileError {
+    let msg = format!("`{field}` cannot be unlimited");
+    cx.src.error(
+        v.span(),
+        field,
+        msg,
+        Some("give a size such as \"64MiB\"".into()),
+    )
+}
+
+fn size(cx: &Context<'_>, v: &Spanned<Value>, field: &str, may_unlimit: bool) -> Res<Option<u64>> {
+    if is_unlimited(v) {
+        return if may_unlimit {
+            Ok(None)
+        } else {
+            Err(unlimited_refused(cx, v, field))
+        };
+    }
+    let parsed = match v.get_ref() {
+        Value::Integer(n) => u64::try_from(*n).map_err(|_| format!("invalid size {n}: negative")),
+        Value::String(s) => units::parse_size(s),
+        other => Err(format!(
+            "expected a size such as \"256MiB\", found {}",
+            other.type_str()
+        )),
+    };
+    match parsed {
+        Ok(0) => Err(cx.src.error(
+            v.span(),
+            field,
+            format!("`{field}` must be more than 0"),
+            None,
+        )),
+        Ok(n) => Ok(Some(n)),
+        Err(e) => Err(cx
+            .src
+            .error(v.span(), field, format!("`{field}`: {e}"), None)),
+    }
+}
+
+fn duration(cx: &Context<'_>, v: &Spanned<Value>, field: &str) -> Res<Option<Duration>> {
+    if is_unlimited(v) {
+        return Ok(None);
+    }
+    let parsed = match v.get_ref() {
+        Value::Integer(n) => u64::try_from(*n)
+            .map(Duration::from_secs)
+            .map_err(|_| format!("invalid duration {n}: negative")),
+        Value::Float(f) => {
+            Duration::try_from_secs_f64(*f).map_err(|_| format!("invalid duration {f}"))
+        }
+        Value::String(s) => units::parse_duration(s),
+        other => Err(format!(
+            "expected a duration such as \"1.5s\", found {}",
+            other.type_str()
+        )),
+    };
+    match parsed {
+        Ok(d) if d.is_zero() => Err(cx.src.error(
+            v.span(),
+            field,
+            format!("`{field}` must be more than 0"),
+            None,
+        )),
+        Ok(d) => Ok(Some(d)),
+        Err(e) => Err(cx
+            .src
+            .error(v.span(), field, format!("`{field}`: {e}"), None)),
+    }
+}
+
+fn count(cx: &Context<'_>, v: &Spanned<Value>, field: &str, may_unlimit: bool) -> Res<Option<u64>> {
+    if is_unlimited(v) {
+        return if may_unlimit {
+            Ok(None)
+        } else {
+            Err(unlimited_refused(cx, v, field))
+        };
+    }
+    match v.get_ref() {
+        Value::Integer(n) if *n > 0 => Ok(u64::try_from(*n).ok()),
+        other => {
+            let msg = format!("`{field}`: expected a whole number above 0, found {other}");
+            Err(cx.src.error(v.span(), field, msg, None))
+        }
+    }
+}
+
+fn cpus(cx: &Context<'_>, v: &Spanned<Value>) -> Res<Option<f64>> {
+    if is_unlimited(v) {
+        return Ok(None);
+    }
+    #[allow(clippy::cast_precision_loss)] // core counts are small
+    let n = match v.get_ref() {
+        Value::Integer(n) => *n as f64,
+        Value::Float(f) => *f,
+        _ => f64::NAN,
+    };
+    if (0.01..=4096.0).contains(&n) {
+        return Ok(Some(n));
+    }
+    let msg = format!(
+        "`limits.cpus`: expected a number of cores such as 0.5 or 2, found {}",
+        v.get_ref()
+    );
+    Err(cx.src.error(v.span(), "limits.cpus", msg, None))
+}
