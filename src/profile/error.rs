@@ -265,7 +265,7 @@ mod tests {
             ["limits", "memory"]
         );
         assert_eq!(
-            key_path_at(text, text.find("y =").unwrap()),
+            key_path_at(text, text.find("{ y").unwrap() + 2),
             ["run", "x", "y"]
         );
         assert_eq!(key_path_at(text, text.find("z =").unwrap()), ["m", "z"]);

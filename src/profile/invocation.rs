@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn a_profile_without_command_needs_arguments() {
         let err = invocation(&Policy::default(), CodeInput::Args(vec![])).unwrap_err();
-        assert!(err.to_string().contains("no command"), "{err}");
+        assert!(err.to_string().contains("has no [run] command"), "{err}");
         let inv = invocation(&Policy::default(), CodeInput::Args(vec!["true".into()])).unwrap();
         assert_eq!(inv.argv, ["true"]);
     }
