@@ -339,7 +339,10 @@ fn mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFl
 
 /// The directory each sandbox's root is built on. It is only ever mounted over inside the child's
 /// private mount namespace, so every run can share it; it is created once and owned by the caller.
+/// The child already runs as the outer sandbox id when it mounts there, so the path must be
+/// searchable (0711) and the directory itself readable (0755) by that id.
 pub fn scratch_dir() -> Result<PathBuf, FsError> {
+    use std::os::unix::fs::MetadataExt;
     let uid = nix::unistd::Uid::current();
     let base = if uid.is_root() {
         PathBuf::from("/run/stockade")
@@ -349,20 +352,24 @@ pub fn scratch_dir() -> Result<PathBuf, FsError> {
         PathBuf::from(format!("/tmp/stockade-{uid}"))
     };
     let root = base.join("root");
-    if let Ok(meta) = std::fs::symlink_metadata(&root) {
-        use std::os::unix::fs::MetadataExt;
-        // A pre-created symlink or someone else's directory in a shared /tmp is refused.
-        if meta.is_dir() && !meta.file_type().is_symlink() && meta.uid() == uid.as_raw() {
-            return Ok(root);
+    for (dir, mode) in [(&base, 0o711), (&root, 0o755)] {
+        let err = |source| FsError::Io { call: "prepare scratch directory", path: dir.clone(), source };
+        match std::fs::symlink_metadata(dir) {
+            // A pre-created symlink or someone else's directory in a shared /tmp is refused.
+            Ok(m) if !m.is_dir() || m.file_type().is_symlink() || m.uid() != uid.as_raw() => {
+                return Err(err(std::io::Error::other("exists but is not a directory owned by us")));
+            }
+            Ok(m) if m.mode() & 0o7777 != mode => {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                std::fs::DirBuilder::new().mode(mode).create(dir).map_err(err)?;
+                // The umask may have taken bits away.
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+            }
         }
-        return Err(FsError::Io {
-            call: "use scratch directory",
-            path: root,
-            source: std::io::Error::other("exists but is not a directory owned by us"),
-        });
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root)
-        .map_err(|source| FsError::Io { call: "mkdir", path: root.clone(), source })?;
     Ok(root)
 }
 

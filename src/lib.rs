@@ -15,8 +15,8 @@ pub mod policy;
 pub mod profile;
 pub mod rlimit;
 pub mod rootfs;
-// (sandbox is enabled once the seccomp and cgroup APIs land)
-// pub mod sandbox;
+
+pub mod sandbox;
 pub mod seccomp;
 pub mod sys;
 pub mod units;

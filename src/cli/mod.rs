@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-// pub mod run;
+pub mod run;
 pub mod profile;
 pub mod rootfs;
 
@@ -26,13 +26,14 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Check and list root filesystems.
     Rootfs(rootfs::RootfsArgs),
-    // Run(run::RunArgs),
+    /// Run one command inside a fresh sandbox.
+    Run(run::RunArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Profile(args) => profile::run(args),
         Command::Rootfs(args) => rootfs::run(args),
-        // Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -10,7 +10,6 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-
 use super::protocol::{self, CHILD_FD, Exit, Message, SetupError};
 use crate::fs::MountOp;
 use crate::policy::{NetworkMode, Policy};
@@ -35,12 +34,22 @@ pub(super) struct Spec<'a> {
 }
 
 /// Signals the init forwards to the payload.
-const FORWARDED: [Signal; 6] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 type Step<T = ()> = Result<T, SetupError>;
 
 fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Step<T> {
-    r.map_err(|e| SetupError { step: name.to_string(), message: e.to_string() })
+    r.map_err(|e| SetupError {
+        step: name.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Entry point of the cloned child, PID 1 of the new PID namespace. Never returns.
@@ -65,7 +74,10 @@ fn setup(spec: &Spec) -> Step<Pid> {
     // The parent writes the id maps and attaches cgroups, then releases us; EOF means it died.
     wait_for_go(spec.fds[0])?;
     // Die with the supervisor; set before anything else can block.
-    step("prctl(PR_SET_PDEATHSIG)", sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64))?;
+    step(
+        "prctl(PR_SET_PDEATHSIG)",
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64),
+    )?;
     // Only the sandbox's own pipes survive: nothing of the caller's fds is reachable from inside.
     stdio(spec.fds)?;
     // Root inside the userns; without it file creation on the new tmpfs fails with EOVERFLOW.
@@ -83,9 +95,15 @@ fn setup(spec: &Spec) -> Step<Pid> {
     }
     // A new session: no controlling terminal, so TIOCSTI has nothing to inject into.
     step("setsid", nix::unistd::setsid())?;
-    step("prctl(PR_SET_DUMPABLE, 0)", sys::prctl(libc::PR_SET_DUMPABLE, 0))?;
+    step(
+        "prctl(PR_SET_DUMPABLE, 0)",
+        sys::prctl(libc::PR_SET_DUMPABLE, 0),
+    )?;
     // The caller's session keyring must not be reachable (keyctl is also denied by seccomp).
-    step("keyctl(KEYCTL_JOIN_SESSION_KEYRING)", sys::join_new_session_keyring())?;
+    step(
+        "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
+        sys::join_new_session_keyring(),
+    )?;
     // /proc/1/cmdline and /proc/1/environ would otherwise show the caller's argv and environment.
     for (start, end) in spec.scrub {
         sys::scrub_memory(start, end);
@@ -101,8 +119,14 @@ fn setup(spec: &Spec) -> Step<Pid> {
         ForkResult::Child => payload(spec),
         ForkResult::Parent { child } => {
             // The init keeps no privileges either: it only waits, reaps and forwards.
-            step("drop capabilities (init)", caps::drop_all(spec.cap_last_cap))?;
-            step("prctl(PR_SET_NO_NEW_PRIVS)", sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1))?;
+            step(
+                "drop capabilities (init)",
+                caps::drop_all(spec.cap_last_cap),
+            )?;
+            step(
+                "prctl(PR_SET_NO_NEW_PRIVS)",
+                sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
+            )?;
             step("seccomp (init)", spec.init_filters.apply())?;
             Ok(child)
         }
@@ -122,19 +146,47 @@ fn payload(spec: &Spec) -> ! {
         step("chdir", nix::unistd::chdir(&spec.policy.cwd))?;
         // After every mount (Landlock forbids mount) and before caps go (it needs no caps, but the
         // order keeps "filesystem view final" before "privileges gone").
-        let outcome = step("landlock", landlock::apply(&spec.policy.landlock, spec.policy.network, spec.policy.best_effort.landlock))?;
+        let outcome = step(
+            "landlock",
+            landlock::apply(
+                &spec.policy.landlock,
+                spec.policy.network,
+                spec.policy.best_effort.landlock,
+            ),
+        )?;
         step("drop capabilities", caps::drop_all(spec.cap_last_cap))?;
-        step("prctl(PR_SET_NO_NEW_PRIVS)", sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1))?;
+        step(
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
+        )?;
         // The protocol pipe must not survive a successful execve.
-        step("fcntl(FD_CLOEXEC)", nix::fcntl::fcntl(proto, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)))?;
+        step(
+            "fcntl(FD_CLOEXEC)",
+            nix::fcntl::fcntl(
+                proto,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            ),
+        )?;
         // Seccomp last: everything above uses syscalls the allowlist refuses.
         step("seccomp", spec.filters.apply())?;
         Ok(outcome)
     })();
     let outcome = ready.unwrap_or_else(|e| failed(e));
-    protocol::send(proto, &Message::Ready { landlock_status: outcome.status.into(), landlock_abi: outcome.abi });
+    protocol::send(
+        proto,
+        &Message::Ready {
+            landlock_status: outcome.status.into(),
+            landlock_abi: outcome.abi,
+        },
+    );
     let (path, errno) = exec(spec);
-    protocol::send(proto, &Message::ExecFailed { path, errno: errno as i32 });
+    protocol::send(
+        proto,
+        &Message::ExecFailed {
+            path,
+            errno: errno as i32,
+        },
+    );
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 
@@ -145,12 +197,22 @@ fn exec(spec: &Spec) -> (String, Errno) {
     let candidates: Vec<PathBuf> = if name.contains('/') {
         vec![PathBuf::from(&name)]
     } else {
-        let path = spec.policy.env.iter().find(|(k, _)| k == "PATH").map_or("/usr/bin:/bin", |(_, v)| v.as_str());
-        path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(&name)).collect()
+        let path = spec
+            .policy
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or("/usr/bin:/bin", |(_, v)| v.as_str());
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(&name))
+            .collect()
     };
     let mut last = (name.clone(), Errno::ENOENT);
     for candidate in candidates {
-        let Ok(c) = fs::cstring(&candidate) else { continue };
+        let Ok(c) = fs::cstring(&candidate) else {
+            continue;
+        };
         let err = nix::unistd::execve(&c, spec.argv, spec.envp).unwrap_err();
         // Like execvp: remember a permission problem over a plain "not here".
         if err != Errno::ENOENT || last.1 == Errno::ENOENT {
@@ -163,9 +225,11 @@ fn exec(spec: &Spec) -> (String, Errno) {
 /// Wait for the payload, forward signals, reap every orphan; return how the payload ended.
 fn supervise(payload: Pid) -> Exit {
     let mask = init_mask();
-    let mut status = (None, None);
+    let status: (Option<i32>, Option<i32>);
     'outer: loop {
-        let Ok(sig) = sys::sigwait(&mask) else { continue };
+        let Ok(sig) = sys::sigwait(&mask) else {
+            continue;
+        };
         if sig != libc::SIGCHLD {
             let _ = nix::sys::signal::kill(payload, Signal::try_from(sig).ok());
             continue;
@@ -173,7 +237,9 @@ fn supervise(payload: Pid) -> Exit {
         loop {
             match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == payload => status = (Some(code), None),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == payload => status = (None, Some(sig as i32)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == payload => {
+                    status = (None, Some(sig as i32))
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => continue,
             }
@@ -181,7 +247,13 @@ fn supervise(payload: Pid) -> Exit {
         }
     }
     let (user_us, sys_us, maxrss) = sys::children_rusage();
-    Exit { code: status.0, signal: status.1, user_us, sys_us, maxrss }
+    Exit {
+        code: status.0,
+        signal: status.1,
+        user_us,
+        sys_us,
+        maxrss,
+    }
 }
 
 fn init_mask() -> SigSet {
