@@ -100,9 +100,17 @@ const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 /// Host device nodes bound into the minimal `/dev` (mknod is refused inside a user namespace).
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
-/// Build the mount plan for a policy. `copies` holds the contents of `policy.copy_in`, read by the
+/// A host file read by the parent for `policy.copy_in`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyData {
+    pub contents: Vec<u8>,
+    /// Permission bits of the host file (setuid/setgid/sticky dropped).
+    pub mode: u32,
+}
+
+/// Build the mount plan for a policy. `copies` holds the files of `policy.copy_in`, read by the
 /// parent (in the same order).
-pub fn plan(policy: &Policy, host: &HostLayout, copies: &[Vec<u8>]) -> Vec<MountOp> {
+pub fn plan(policy: &Policy, host: &HostLayout, copies: &[CopyData]) -> Vec<MountOp> {
     let p = PathBuf::from;
     let mut ops = Vec::new();
     match &policy.rootfs {
@@ -153,8 +161,8 @@ pub fn plan(policy: &Policy, host: &HostLayout, copies: &[Vec<u8>]) -> Vec<Mount
         }
         ops.push(MountOp::Bind { source: m.source.clone(), target: m.target.clone(), writable: m.writable });
     }
-    for (copy, contents) in policy.copy_in.iter().zip(copies) {
-        ops.push(MountOp::WriteFile { path: copy.target.clone(), contents: contents.clone(), mode: 0o644 });
+    for (copy, data) in policy.copy_in.iter().zip(copies) {
+        ops.push(MountOp::WriteFile { path: copy.target.clone(), contents: data.contents.clone(), mode: data.mode & 0o777 });
     }
     ops
 }
@@ -446,11 +454,12 @@ mod tests {
         let mut policy = Policy::default();
         policy.mounts.push(BindMount { source: "/data".into(), target: "/data".into(), writable: false });
         policy.copy_in.push(CopyIn { source: "main.py".into(), target: "/sandbox/main.py".into() });
-        let ops = plan(&policy, &layout(), &[b"print(1)".to_vec()]);
+        let ops = plan(&policy, &layout(), &[CopyData { contents: b"print(1)".to_vec(), mode: 0o4755 }]);
         let work = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/sandbox")));
         let copy = pos(&ops, |op| matches!(op, MountOp::WriteFile { path, .. } if path == Path::new("/sandbox/main.py")));
         let bind = pos(&ops, |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/data")));
         assert!(work < copy && work < bind);
-        assert!(matches!(&ops[copy], MountOp::WriteFile { contents, .. } if contents == b"print(1)"));
+        // Contents and the executable bits arrive; setuid does not.
+        assert!(matches!(&ops[copy], MountOp::WriteFile { contents, mode: 0o755, .. } if contents == b"print(1)"));
     }
 }

@@ -163,12 +163,14 @@ fn limit_manager(args: &RunArgs, policy: &Policy) -> anyhow::Result<Option<Limit
         BackendArg::None => Some(BackendKind::None),
     };
     let opts = CgroupOptions { root: args.cgroup_root.clone(), force };
+    let l = &policy.limits;
+    let wants_limits = l.memory.is_some() || l.pids.is_some() || l.cpus.is_some();
     match LimitManager::detect(&opts) {
         Ok(m) => Ok(Some(m)),
-        // Without explicit cgroup wishes, a host without usable cgroups still runs (rlimits); the
-        // fail-closed check in the sandbox refuses limits that then cannot be enforced.
-        Err(e) if opts.root.is_none() && force.is_none() && policy.best_effort.cgroup => {
-            tracing::warn!("no cgroup limit backend: {e}");
+        // No cgroup needed: nothing asks for a kernel limit, so run without (wall time, output
+        // and rlimits still apply; the verdict says backend "none").
+        Err(e) if opts.root.is_none() && force.is_none() && (!wants_limits || policy.best_effort.cgroup) => {
+            tracing::debug!("no cgroup limit backend: {e}");
             Ok(None)
         }
         Err(e) => Err(anyhow::Error::new(e).context("cgroup limit manager")),

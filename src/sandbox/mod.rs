@@ -126,7 +126,7 @@ fn fail_closed(policy: &Policy, enforced: &crate::verdict::CgroupEnforced) -> Re
     Ok(())
 }
 
-fn read_copies(policy: &Policy) -> Result<Vec<Vec<u8>>, PrepareError> {
+fn read_copies(policy: &Policy) -> Result<Vec<fs::CopyData>, PrepareError> {
     let limit = policy.limits.sandbox_size;
     policy
         .copy_in
@@ -147,7 +147,7 @@ fn read_copies(policy: &Policy) -> Result<Vec<Vec<u8>>, PrepareError> {
             }
             let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
             std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| err(e.to_string()))?;
-            Ok(data)
+            Ok(fs::CopyData { contents: data, mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) })
         })
         .collect()
 }
