@@ -620,3 +620,59 @@ fn every_shipped_profile_runs_hello_world() {
         );
     }
 }
+
+/// docs/profiles.md documents every field the parser accepts (the parser lists them in its
+/// "valid fields" hint when the unknown field is nowhere near one).
+#[test]
+fn docs_document_every_field() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/profiles.md")).unwrap();
+    let sections = [
+        ("", "zzzzzzzzzzzz = 1\n"),
+        ("run", "description = \"x\"\n[run]\nzzzzzzzzzzzz = 1\n"),
+        (
+            "rootfs",
+            "description = \"x\"\n[rootfs]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "rootfs.mounts",
+            "description = \"x\"\n[[rootfs.mounts]]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "limits",
+            "description = \"x\"\n[limits]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "seccomp",
+            "description = \"x\"\n[seccomp]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "landlock",
+            "description = \"x\"\n[landlock]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "policy",
+            "description = \"x\"\n[policy]\nzzzzzzzzzzzz = 1\n",
+        ),
+    ];
+    let mut count = 0;
+    for (section, text) in sections {
+        let hint = invalid(text).hint.unwrap();
+        let fields = hint.strip_prefix("valid fields: ").unwrap();
+        for field in fields.split(", ") {
+            count += 1;
+            let tables = [
+                "run", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
+            ];
+            let row = match section.is_empty() && tables.contains(&field) {
+                true => format!("### `[{field}]`"),
+                false => format!("| `{field}` |"),
+            };
+            assert!(
+                docs.contains(&row),
+                "docs/profiles.md has no table row for `{field}` in [{section}]"
+            );
+        }
+    }
+    assert!(count > 35, "only {count} fields found");
+}

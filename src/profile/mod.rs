@@ -17,6 +17,7 @@ mod apply;
 mod error;
 mod invocation;
 mod render;
+mod values;
 pub mod wire;
 
 pub use apply::{ANALYSIS_PRESETS, LANGUAGES};
