@@ -10,7 +10,10 @@ pub enum CapsError {
     #[error("{call}: {errno}")]
     Call { call: String, errno: Errno },
     #[error("clear {set:?} capabilities: {source}")]
-    Clear { set: CapSet, source: caps::errors::CapsError },
+    Clear {
+        set: CapSet,
+        source: caps::errors::CapsError,
+    },
     #[error("capabilities still present after dropping them: {0}")]
     Remaining(String),
 }
@@ -30,14 +33,29 @@ const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
 pub fn drop_all(cap_last_cap: u32) -> Result<(), CapsError> {
     // The payload is uid 0 in its user namespace: without SECBIT_NOROOT, execve would grant it the
     // full permitted set again (capabilities(7), "Capabilities and execution of programs by root").
-    let bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED
-        | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-    sys::prctl(libc::PR_SET_SECUREBITS, bits).map_err(|errno| CapsError::Call { call: format!("prctl(PR_SET_SECUREBITS, {bits:#x})"), errno })?;
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    sys::prctl(libc::PR_SET_SECUREBITS, bits).map_err(|errno| CapsError::Call {
+        call: format!("prctl(PR_SET_SECUREBITS, {bits:#x})"),
+        errno,
+    })?;
     for cap in 0..=cap_last_cap {
-        sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap))
-            .map_err(|errno| CapsError::Call { call: format!("prctl(PR_CAPBSET_DROP, {cap})"), errno })?;
+        sys::prctl(libc::PR_CAPBSET_DROP, u64::from(cap)).map_err(|errno| CapsError::Call {
+            call: format!("prctl(PR_CAPBSET_DROP, {cap})"),
+            errno,
+        })?;
     }
-    for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Permitted, CapSet::Effective] {
+    for set in [
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Permitted,
+        CapSet::Effective,
+    ] {
         caps::clear(None, set).map_err(|source| CapsError::Clear { set, source })?;
     }
     verify(cap_last_cap)
@@ -46,7 +64,12 @@ pub fn drop_all(cap_last_cap: u32) -> Result<(), CapsError> {
 /// Assert that all five capability sets are empty.
 pub fn verify(cap_last_cap: u32) -> Result<(), CapsError> {
     let mut left = Vec::new();
-    for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Permitted, CapSet::Effective] {
+    for set in [
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Permitted,
+        CapSet::Effective,
+    ] {
         match caps::read(None, set) {
             Ok(caps) if caps.is_empty() => {}
             Ok(caps) => left.push(format!("{set:?}={caps:?}")),
@@ -58,7 +81,11 @@ pub fn verify(cap_last_cap: u32) -> Result<(), CapsError> {
             left.push(format!("Bounding has {cap}"));
         }
     }
-    if left.is_empty() { Ok(()) } else { Err(CapsError::Remaining(left.join(", "))) }
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(CapsError::Remaining(left.join(", ")))
+    }
 }
 
 /// `/proc/sys/kernel/cap_last_cap`, or the caps crate's highest known capability.

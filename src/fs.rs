@@ -19,18 +19,44 @@ pub enum MountOp {
     /// A small tmpfs as the new root (the `host` root filesystem).
     RootTmpfs,
     /// A recursive read-only bind of a prepared root filesystem directory.
-    RootBind { source: PathBuf },
-    Mkdir { path: PathBuf },
+    RootBind {
+        source: PathBuf,
+    },
+    Mkdir {
+        path: PathBuf,
+    },
     /// An empty file to bind a host file onto.
-    Touch { path: PathBuf },
-    Bind { source: PathBuf, target: PathBuf, writable: bool },
-    Symlink { target: PathBuf, path: PathBuf },
-    WriteFile { path: PathBuf, contents: Vec<u8>, mode: u32 },
-    Tmpfs { target: PathBuf, size: u64, mode: u32, exec: bool },
+    Touch {
+        path: PathBuf,
+    },
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        writable: bool,
+    },
+    Symlink {
+        target: PathBuf,
+        path: PathBuf,
+    },
+    WriteFile {
+        path: PathBuf,
+        contents: Vec<u8>,
+        mode: u32,
+    },
+    Tmpfs {
+        target: PathBuf,
+        size: u64,
+        mode: u32,
+        exec: bool,
+    },
     /// A fresh procfs: must be mounted before the old root is detached (PLATFORM §2 step 7).
-    Proc { target: PathBuf },
+    Proc {
+        target: PathBuf,
+    },
     /// Make a mount read-only once it is populated (used for `/dev`).
-    RemountReadOnly { target: PathBuf },
+    RemountReadOnly {
+        target: PathBuf,
+    },
 }
 
 /// Facts about the host root the `host` plan depends on, discovered once by the parent.
@@ -85,8 +111,14 @@ impl HostLayout {
         }
         for name in ETC_ENTRIES {
             let path = Path::new("/etc").join(name);
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-            let link = meta.file_type().is_symlink().then(|| std::fs::read_link(&path).ok()).flatten();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let link = meta
+                .file_type()
+                .is_symlink()
+                .then(|| std::fs::read_link(&path).ok())
+                .flatten();
             layout.etc.push((name.to_string(), meta.is_dir(), link));
         }
         layout
@@ -108,40 +140,66 @@ pub struct CopyData {
     pub mode: u32,
 }
 
-/// Build the mount plan for a policy. `copies` holds the files of `policy.copy_in`, read by the
-/// parent (in the same order).
-pub fn plan(policy: &Policy, host: &HostLayout, copies: &[CopyData]) -> Vec<MountOp> {
+/// Build the mount plan for a policy. `files` are the files to create in the writable mounts
+/// (`policy.copy_in` read by the parent, and work files given as content), by sandbox path.
+pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -> Vec<MountOp> {
     let p = PathBuf::from;
     let mut ops = Vec::new();
     match &policy.rootfs {
         RootFs::Host => {
             ops.push(MountOp::RootTmpfs);
             ops.push(MountOp::Mkdir { path: p("/usr") });
-            ops.push(MountOp::Bind { source: p("/usr"), target: p("/usr"), writable: false });
+            ops.push(MountOp::Bind {
+                source: p("/usr"),
+                target: p("/usr"),
+                writable: false,
+            });
             for (name, target) in &host.top_symlinks {
-                ops.push(MountOp::Symlink { target: target.clone(), path: Path::new("/").join(name) });
+                ops.push(MountOp::Symlink {
+                    target: target.clone(),
+                    path: Path::new("/").join(name),
+                });
             }
             for name in &host.top_dirs {
                 let path = Path::new("/").join(name);
                 ops.push(MountOp::Mkdir { path: path.clone() });
-                ops.push(MountOp::Bind { source: path.clone(), target: path, writable: false });
+                ops.push(MountOp::Bind {
+                    source: path.clone(),
+                    target: path,
+                    writable: false,
+                });
             }
             ops.push(MountOp::Mkdir { path: p("/etc") });
             for (name, is_dir, link) in &host.etc {
                 let path = Path::new("/etc").join(name);
                 match (link, is_dir) {
-                    (Some(target), _) => ops.push(MountOp::Symlink { target: target.clone(), path }),
+                    (Some(target), _) => ops.push(MountOp::Symlink {
+                        target: target.clone(),
+                        path,
+                    }),
                     (None, true) => {
                         ops.push(MountOp::Mkdir { path: path.clone() });
-                        ops.push(MountOp::Bind { source: path.clone(), target: path, writable: false });
+                        ops.push(MountOp::Bind {
+                            source: path.clone(),
+                            target: path,
+                            writable: false,
+                        });
                     }
                     (None, false) => {
                         ops.push(MountOp::Touch { path: path.clone() });
-                        ops.push(MountOp::Bind { source: path.clone(), target: path, writable: false });
+                        ops.push(MountOp::Bind {
+                            source: path.clone(),
+                            target: path,
+                            writable: false,
+                        });
                     }
                 }
             }
-            let file = |path: &str, text: &str| MountOp::WriteFile { path: PathBuf::from(path), contents: text.as_bytes().to_vec(), mode: 0o644 };
+            let file = |path: &str, text: &str| MountOp::WriteFile {
+                path: PathBuf::from(path),
+                contents: text.as_bytes().to_vec(),
+                mode: 0o644,
+            };
             ops.push(file("/etc/passwd", PASSWD));
             ops.push(file("/etc/group", GROUP));
             ops.push(file("/etc/hostname", &format!("{}\n", policy.hostname)));
@@ -149,20 +207,42 @@ pub fn plan(policy: &Policy, host: &HostLayout, copies: &[CopyData]) -> Vec<Moun
                 ops.push(MountOp::Mkdir { path: p(dir) });
             }
         }
-        RootFs::Dir(dir) => ops.push(MountOp::RootBind { source: dir.clone() }),
+        RootFs::Dir(dir) => ops.push(MountOp::RootBind {
+            source: dir.clone(),
+        }),
     }
     ops.push(MountOp::Proc { target: p("/proc") });
     dev_ops(&mut ops, policy.limits.tmp_size);
-    ops.push(MountOp::Tmpfs { target: p("/tmp"), size: policy.limits.tmp_size, mode: 0o1777, exec: true });
-    ops.push(MountOp::Tmpfs { target: p(SANDBOX_DIR), size: policy.limits.sandbox_size, mode: 0o755, exec: true });
+    ops.push(MountOp::Tmpfs {
+        target: p("/tmp"),
+        size: policy.limits.tmp_size,
+        mode: 0o1777,
+        exec: true,
+    });
+    ops.push(MountOp::Tmpfs {
+        target: p(SANDBOX_DIR),
+        size: policy.limits.sandbox_size,
+        mode: 0o755,
+        exec: true,
+    });
     for m in &policy.mounts {
         if policy.rootfs == RootFs::Host {
-            ops.push(MountOp::Mkdir { path: m.target.clone() });
+            ops.push(MountOp::Mkdir {
+                path: m.target.clone(),
+            });
         }
-        ops.push(MountOp::Bind { source: m.source.clone(), target: m.target.clone(), writable: m.writable });
+        ops.push(MountOp::Bind {
+            source: m.source.clone(),
+            target: m.target.clone(),
+            writable: m.writable,
+        });
     }
-    for (copy, data) in policy.copy_in.iter().zip(copies) {
-        ops.push(MountOp::WriteFile { path: copy.target.clone(), contents: data.contents.clone(), mode: data.mode & 0o777 });
+    for (target, data) in files {
+        ops.push(MountOp::WriteFile {
+            path: target.clone(),
+            contents: data.contents.clone(),
+            mode: data.mode & 0o777,
+        });
     }
     ops
 }
@@ -171,17 +251,41 @@ pub fn plan(policy: &Policy, host: &HostLayout, copies: &[CopyData]) -> Vec<Moun
 /// private `/dev/shm`, no tty; read-only once populated.
 fn dev_ops(ops: &mut Vec<MountOp>, shm_size: u64) {
     let p = PathBuf::from;
-    ops.push(MountOp::Tmpfs { target: p("/dev"), size: 64 << 10, mode: 0o755, exec: false });
+    ops.push(MountOp::Tmpfs {
+        target: p("/dev"),
+        size: 64 << 10,
+        mode: 0o755,
+        exec: false,
+    });
     for dev in DEVICES {
         let path = Path::new("/dev").join(dev);
         ops.push(MountOp::Touch { path: path.clone() });
-        ops.push(MountOp::Bind { source: path.clone(), target: path, writable: true });
+        ops.push(MountOp::Bind {
+            source: path.clone(),
+            target: path,
+            writable: true,
+        });
     }
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-        ops.push(MountOp::Symlink { target: p(target), path: Path::new("/dev").join(name) });
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(MountOp::Symlink {
+            target: p(target),
+            path: Path::new("/dev").join(name),
+        });
     }
-    ops.push(MountOp::Mkdir { path: p("/dev/shm") });
-    ops.push(MountOp::Tmpfs { target: p("/dev/shm"), size: shm_size, mode: 0o1777, exec: false });
+    ops.push(MountOp::Mkdir {
+        path: p("/dev/shm"),
+    });
+    ops.push(MountOp::Tmpfs {
+        target: p("/dev/shm"),
+        size: shm_size,
+        mode: 0o1777,
+        exec: false,
+    });
     ops.push(MountOp::RemountReadOnly { target: p("/dev") });
 }
 
@@ -202,8 +306,14 @@ pub enum FsError {
         source: std::io::Error,
     },
     #[error("{call} {path:?}: {errno}")]
-    Call { call: &'static str, path: PathBuf, errno: Errno },
-    #[error("rootfs mountpoint {path:?} is missing or not a directory; rebuild the rootfs with scripts/build-rootfs or create it")]
+    Call {
+        call: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error(
+        "rootfs mountpoint {path:?} is missing or not a directory; rebuild the rootfs with scripts/build-rootfs or create it"
+    )]
     MissingMountpoint { path: PathBuf },
 }
 
@@ -211,7 +321,14 @@ const PROC_HINT: &str = "; hint: a fresh /proc cannot be mounted when the host's
 
 /// Make every mount private so nothing we do propagates back to the host (step 5).
 pub fn make_private() -> Result<(), FsError> {
-    mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None, "")
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        "",
+    )
 }
 
 /// Apply the plan under `root` (an existing, empty directory in the private mount namespace).
@@ -221,34 +338,83 @@ pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
         match op {
             MountOp::RootTmpfs => tmpfs(root, 1 << 20, 0o755, false)?,
             MountOp::RootBind { source } => {
-                mount(Some(source), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "")?;
+                mount(
+                    Some(source),
+                    root,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                    "",
+                )?;
                 remount_read_only(root)?;
             }
             MountOp::Mkdir { path } => mkdir_all(&at(path))?,
             MountOp::Touch { path } => {
-                std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(at(path))
-                    .map_err(|source| FsError::Io { call: "create", path: path.clone(), source })?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o644)
+                    .open(at(path))
+                    .map_err(|source| FsError::Io {
+                        call: "create",
+                        path: path.clone(),
+                        source,
+                    })?;
             }
-            MountOp::Bind { source, target, writable } => {
+            MountOp::Bind {
+                source,
+                target,
+                writable,
+            } => {
                 let dst = at(target);
                 require_mountpoint(&dst)?;
-                mount(Some(source), &dst, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "")?;
+                mount(
+                    Some(source),
+                    &dst,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                    "",
+                )?;
                 if !writable {
                     remount_read_only(&dst)?;
                 }
             }
             MountOp::Symlink { target, path } => std::os::unix::fs::symlink(target, at(path))
-                .map_err(|source| FsError::Io { call: "symlink", path: path.clone(), source })?,
-            MountOp::WriteFile { path, contents, mode } => {
+                .map_err(|source| FsError::Io {
+                    call: "symlink",
+                    path: path.clone(),
+                    source,
+                })?,
+            MountOp::WriteFile {
+                path,
+                contents,
+                mode,
+            } => {
                 let dst = at(path);
                 if let Some(parent) = dst.parent() {
                     mkdir_all(parent)?;
                 }
-                std::fs::write(&dst, contents).map_err(|source| FsError::Io { call: "write", path: path.clone(), source })?;
-                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(*mode))
-                    .map_err(|source| FsError::Io { call: "chmod", path: path.clone(), source })?;
+                std::fs::write(&dst, contents).map_err(|source| FsError::Io {
+                    call: "write",
+                    path: path.clone(),
+                    source,
+                })?;
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(*mode)).map_err(
+                    |source| FsError::Io {
+                        call: "chmod",
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
             }
-            MountOp::Tmpfs { target, size, mode, exec } => {
+            MountOp::Tmpfs {
+                target,
+                size,
+                mode,
+                exec,
+            } => {
                 let dst = at(target);
                 require_mountpoint(&dst)?;
                 tmpfs(&dst, *size, *mode, *exec)?;
@@ -266,12 +432,28 @@ pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
 
 /// `pivot_root(".", ".")` into `root`, detach the old root, and make `/` read-only (steps 8).
 pub fn enter(root: &Path) -> Result<(), FsError> {
-    nix::unistd::chdir(root).map_err(|errno| FsError::Call { call: "chdir", path: root.into(), errno })?;
+    nix::unistd::chdir(root).map_err(|errno| FsError::Call {
+        call: "chdir",
+        path: root.into(),
+        errno,
+    })?;
     // pivot_root(2): "new_root and put_old may be the same directory"; the old root is then
     // stacked on top and can be detached at ".", so the rootfs needs no put_old directory.
-    nix::unistd::pivot_root(".", ".").map_err(|errno| FsError::Call { call: "pivot_root", path: root.into(), errno })?;
-    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|errno| FsError::Call { call: "umount2(MNT_DETACH)", path: "/".into(), errno })?;
-    nix::unistd::chdir("/").map_err(|errno| FsError::Call { call: "chdir", path: "/".into(), errno })?;
+    nix::unistd::pivot_root(".", ".").map_err(|errno| FsError::Call {
+        call: "pivot_root",
+        path: root.into(),
+        errno,
+    })?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|errno| FsError::Call {
+        call: "umount2(MNT_DETACH)",
+        path: "/".into(),
+        errno,
+    })?;
+    nix::unistd::chdir("/").map_err(|errno| FsError::Call {
+        call: "chdir",
+        path: "/".into(),
+        errno,
+    })?;
     remount_read_only(Path::new("/"))
 }
 
@@ -280,13 +462,22 @@ fn require_mountpoint(path: &Path) -> Result<(), FsError> {
     // would redirect the mount outside the new root.
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_symlink() => Ok(()),
-        _ => Err(FsError::MissingMountpoint { path: path.to_path_buf() }),
+        _ => Err(FsError::MissingMountpoint {
+            path: path.to_path_buf(),
+        }),
     }
 }
 
 fn mkdir_all(path: &Path) -> Result<(), FsError> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(path)
-        .map_err(|source| FsError::Io { call: "mkdir", path: path.to_path_buf(), source })
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(|source| FsError::Io {
+            call: "mkdir",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn tmpfs(target: &Path, size: u64, mode: u32, exec: bool) -> Result<(), FsError> {
@@ -295,17 +486,42 @@ fn tmpfs(target: &Path, size: u64, mode: u32, exec: bool) -> Result<(), FsError>
         flags |= MsFlags::MS_NOEXEC;
     }
     // nr_inodes caps the inode count as size caps the bytes: one inode per 4 KiB is generous.
-    let data = format!("size={size},nr_inodes={},mode={mode:o}", (size / 4096).max(1024));
-    mount(Some(Path::new("tmpfs")), target, Some("tmpfs"), flags, Some(&data), "")
+    let data = format!(
+        "size={size},nr_inodes={},mode={mode:o}",
+        (size / 4096).max(1024)
+    );
+    mount(
+        Some(Path::new("tmpfs")),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some(&data),
+        "",
+    )
 }
 
 fn proc(target: &Path) -> Result<(), FsError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     // hidepid=invisible (Linux 5.8) hides processes we may not ptrace: the sandbox's init.
-    match mount(Some(Path::new("proc")), target, Some("proc"), flags, Some("hidepid=invisible"), PROC_HINT) {
-        Err(FsError::Mount { errno: Errno::EINVAL, .. }) => {
-            mount(Some(Path::new("proc")), target, Some("proc"), flags, None, PROC_HINT)
-        }
+    match mount(
+        Some(Path::new("proc")),
+        target,
+        Some("proc"),
+        flags,
+        Some("hidepid=invisible"),
+        PROC_HINT,
+    ) {
+        Err(FsError::Mount {
+            errno: Errno::EINVAL,
+            ..
+        }) => mount(
+            Some(Path::new("proc")),
+            target,
+            Some("proc"),
+            flags,
+            None,
+            PROC_HINT,
+        ),
         other => other,
     }
 }
@@ -314,8 +530,11 @@ fn proc(target: &Path) -> Result<(), FsError> {
 /// (nosuid/nodev/noexec/atime): dropping a locked flag fails with EPERM (PLATFORM §2 step 6).
 fn remount_read_only(target: &Path) -> Result<(), FsError> {
     use nix::sys::statvfs::FsFlags;
-    let st = nix::sys::statvfs::statvfs(target)
-        .map_err(|errno| FsError::Call { call: "statvfs", path: target.into(), errno })?;
+    let st = nix::sys::statvfs::statvfs(target).map_err(|errno| FsError::Call {
+        call: "statvfs",
+        path: target.into(),
+        errno,
+    })?;
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     for (fs, ms) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -332,14 +551,24 @@ fn remount_read_only(target: &Path) -> Result<(), FsError> {
     mount(None, target, None, flags, None, "")
 }
 
-fn mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, hint: &'static str) -> Result<(), FsError> {
+fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    hint: &'static str,
+) -> Result<(), FsError> {
     nix::mount::mount(source, target, fstype, flags, data).map_err(|errno| FsError::Mount {
         source_desc: match (source, fstype) {
             (Some(s), _) => format!("{s:?}"),
             (None, _) => "(remount)".into(),
         },
         target: target.to_path_buf(),
-        flags: format!("{flags:?}{}", data.map(|d| format!(", {d}")).unwrap_or_default()),
+        flags: format!(
+            "{flags:?}{}",
+            data.map(|d| format!(", {d}")).unwrap_or_default()
+        ),
         errno,
         hint,
     })
@@ -354,27 +583,39 @@ pub fn scratch_dir() -> Result<PathBuf, FsError> {
     let uid = nix::unistd::Uid::current();
     let base = if uid.is_root() {
         PathBuf::from("/run/stockade")
-    } else if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir()) {
+    } else if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir())
+    {
         PathBuf::from(dir).join("stockade")
     } else {
         PathBuf::from(format!("/tmp/stockade-{uid}"))
     };
     let root = base.join("root");
     for (dir, mode) in [(&base, 0o711), (&root, 0o755)] {
-        let err = |source| FsError::Io { call: "prepare scratch directory", path: dir.clone(), source };
+        let err = |source| FsError::Io {
+            call: "prepare scratch directory",
+            path: dir.clone(),
+            source,
+        };
         match std::fs::symlink_metadata(dir) {
             // A pre-created symlink or someone else's directory in a shared /tmp is refused.
             Ok(m) if !m.is_dir() || m.file_type().is_symlink() || m.uid() != uid.as_raw() => {
-                return Err(err(std::io::Error::other("exists but is not a directory owned by us")));
+                return Err(err(std::io::Error::other(
+                    "exists but is not a directory owned by us",
+                )));
             }
             Ok(m) if m.mode() & 0o7777 != mode => {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                    .map_err(err)?;
             }
             Ok(_) => {}
             Err(_) => {
-                std::fs::DirBuilder::new().mode(mode).create(dir).map_err(err)?;
+                std::fs::DirBuilder::new()
+                    .mode(mode)
+                    .create(dir)
+                    .map_err(err)?;
                 // The umask may have taken bits away.
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                    .map_err(err)?;
             }
         }
     }
@@ -384,19 +625,34 @@ pub fn scratch_dir() -> Result<PathBuf, FsError> {
 /// Convert a path to a C string (for execve and friends).
 pub fn cstring(path: &Path) -> Result<CString, FsError> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| FsError::Call { call: "path with NUL byte", path: path.into(), errno: Errno::EINVAL })
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| FsError::Call {
+        call: "path with NUL byte",
+        path: path.into(),
+        errno: Errno::EINVAL,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{BindMount, CopyIn};
+    use crate::policy::BindMount;
 
     fn layout() -> HostLayout {
         HostLayout {
-            top_symlinks: vec![("bin".into(), "usr/bin".into()), ("lib64".into(), "usr/lib64".into())],
+            top_symlinks: vec![
+                ("bin".into(), "usr/bin".into()),
+                ("lib64".into(), "usr/lib64".into()),
+            ],
             top_dirs: vec![],
-            etc: vec![("ld.so.cache".into(), false, None), ("ssl".into(), true, None), ("localtime".into(), false, Some("/usr/share/zoneinfo/UTC".into()))],
+            etc: vec![
+                ("ld.so.cache".into(), false, None),
+                ("ssl".into(), true, None),
+                (
+                    "localtime".into(),
+                    false,
+                    Some("/usr/share/zoneinfo/UTC".into()),
+                ),
+            ],
         }
     }
 
@@ -408,19 +664,40 @@ mod tests {
     fn host_plan_binds_usr_read_only_and_only_listed_etc_files() {
         let ops = plan(&Policy::default(), &layout(), &[]);
         assert_eq!(ops[0], MountOp::RootTmpfs);
-        assert!(ops.contains(&MountOp::Bind { source: "/usr".into(), target: "/usr".into(), writable: false }));
-        assert!(ops.contains(&MountOp::Symlink { target: "usr/bin".into(), path: "/bin".into() }));
-        assert!(ops.contains(&MountOp::Bind { source: "/etc/ssl".into(), target: "/etc/ssl".into(), writable: false }));
-        assert!(ops.contains(&MountOp::Symlink { target: "/usr/share/zoneinfo/UTC".into(), path: "/etc/localtime".into() }));
+        assert!(ops.contains(&MountOp::Bind {
+            source: "/usr".into(),
+            target: "/usr".into(),
+            writable: false
+        }));
+        assert!(ops.contains(&MountOp::Symlink {
+            target: "usr/bin".into(),
+            path: "/bin".into()
+        }));
+        assert!(ops.contains(&MountOp::Bind {
+            source: "/etc/ssl".into(),
+            target: "/etc/ssl".into(),
+            writable: false
+        }));
+        assert!(ops.contains(&MountOp::Symlink {
+            target: "/usr/share/zoneinfo/UTC".into(),
+            path: "/etc/localtime".into()
+        }));
         // Nothing else of the host is bound, and nothing is writable but the device nodes.
         for op in &ops {
-            if let MountOp::Bind { source, writable, .. } = op {
-                let ok = source == Path::new("/usr") || source.starts_with("/etc/") || source.starts_with("/dev/");
+            if let MountOp::Bind {
+                source, writable, ..
+            } = op
+            {
+                let ok = source == Path::new("/usr")
+                    || source.starts_with("/etc/")
+                    || source.starts_with("/dev/");
                 assert!(ok, "unexpected bind of {source:?}");
                 assert_eq!(*writable, source.starts_with("/dev/"), "{source:?}");
             }
         }
-        assert!(!ops.iter().any(|op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/shadow"))));
+        assert!(!ops.iter().any(
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/shadow"))
+        ));
     }
 
     #[test]
@@ -430,12 +707,31 @@ mod tests {
         policy.limits.sandbox_size = 7 << 20;
         let ops = plan(&policy, &layout(), &[]);
         let proc_at = pos(&ops, |op| matches!(op, MountOp::Proc { .. }));
-        let dev_at = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/dev")));
+        let dev_at = pos(
+            &ops,
+            |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/dev")),
+        );
         assert!(proc_at < dev_at);
-        assert!(ops.contains(&MountOp::Tmpfs { target: "/tmp".into(), size: 5 << 20, mode: 0o1777, exec: true }));
-        assert!(ops.contains(&MountOp::Tmpfs { target: "/sandbox".into(), size: 7 << 20, mode: 0o755, exec: true }));
-        let ro_dev = pos(&ops, |op| matches!(op, MountOp::RemountReadOnly { target } if target == Path::new("/dev")));
-        let shm = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/dev/shm")));
+        assert!(ops.contains(&MountOp::Tmpfs {
+            target: "/tmp".into(),
+            size: 5 << 20,
+            mode: 0o1777,
+            exec: true
+        }));
+        assert!(ops.contains(&MountOp::Tmpfs {
+            target: "/sandbox".into(),
+            size: 7 << 20,
+            mode: 0o755,
+            exec: true
+        }));
+        let ro_dev = pos(
+            &ops,
+            |op| matches!(op, MountOp::RemountReadOnly { target } if target == Path::new("/dev")),
+        );
+        let shm = pos(
+            &ops,
+            |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/dev/shm")),
+        );
         assert!(shm < ro_dev, "/dev is made read-only after it is populated");
     }
 
@@ -444,22 +740,54 @@ mod tests {
         let mut policy = Policy::default();
         policy.rootfs = RootFs::Dir("/srv/rootfs".into());
         let ops = plan(&policy, &layout(), &[]);
-        assert_eq!(ops[0], MountOp::RootBind { source: "/srv/rootfs".into() });
-        assert!(!ops.iter().any(|op| matches!(op, MountOp::Mkdir { path } if !path.starts_with("/dev"))));
+        assert_eq!(
+            ops[0],
+            MountOp::RootBind {
+                source: "/srv/rootfs".into()
+            }
+        );
+        assert!(
+            !ops.iter()
+                .any(|op| matches!(op, MountOp::Mkdir { path } if !path.starts_with("/dev")))
+        );
         assert!(!ops.iter().any(|op| matches!(op, MountOp::WriteFile { .. })));
     }
 
     #[test]
     fn extra_binds_and_copies_come_after_the_work_dir() {
         let mut policy = Policy::default();
-        policy.mounts.push(BindMount { source: "/data".into(), target: "/data".into(), writable: false });
-        policy.copy_in.push(CopyIn { source: "main.py".into(), target: "/sandbox/main.py".into() });
-        let ops = plan(&policy, &layout(), &[CopyData { contents: b"print(1)".to_vec(), mode: 0o4755 }]);
-        let work = pos(&ops, |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/sandbox")));
-        let copy = pos(&ops, |op| matches!(op, MountOp::WriteFile { path, .. } if path == Path::new("/sandbox/main.py")));
-        let bind = pos(&ops, |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/data")));
+        policy.mounts.push(BindMount {
+            source: "/data".into(),
+            target: "/data".into(),
+            writable: false,
+        });
+        let ops = plan(
+            &policy,
+            &layout(),
+            &[(
+                "/sandbox/main.py".into(),
+                CopyData {
+                    contents: b"print(1)".to_vec(),
+                    mode: 0o4755,
+                },
+            )],
+        );
+        let work = pos(
+            &ops,
+            |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/sandbox")),
+        );
+        let copy = pos(
+            &ops,
+            |op| matches!(op, MountOp::WriteFile { path, .. } if path == Path::new("/sandbox/main.py")),
+        );
+        let bind = pos(
+            &ops,
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/data")),
+        );
         assert!(work < copy && work < bind);
         // Contents and the executable bits arrive; setuid does not.
-        assert!(matches!(&ops[copy], MountOp::WriteFile { contents, mode: 0o755, .. } if contents == b"print(1)"));
+        assert!(
+            matches!(&ops[copy], MountOp::WriteFile { contents, mode: 0o755, .. } if contents == b"print(1)")
+        );
     }
 }

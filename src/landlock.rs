@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, RestrictionStatus,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, path_beneath_rules,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
+    path_beneath_rules,
 };
 
 use crate::policy::{LandlockPolicy, NetworkMode};
@@ -20,7 +21,10 @@ pub enum LandlockError {
     #[error(
         "landlock is not enforced by this kernel ({why}); fix: {fix}, or allow it with --best-effort landlock"
     )]
-    NotEnforced { why: &'static str, fix: &'static str },
+    NotEnforced {
+        why: &'static str,
+        fix: &'static str,
+    },
 }
 
 /// What Landlock achieved, for the verdict.
@@ -34,12 +38,22 @@ pub struct Outcome {
 /// Paths the payload may write (and execute) beyond the policy's extra write paths.
 pub const WRITABLE: &[&str] = &["/tmp", crate::policy::SANDBOX_DIR, "/dev/shm"];
 /// Device files the payload may read and write.
-pub const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+pub const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
 
 /// Restrict the calling thread (and everything it executes): read+execute on `/`, full access to
 /// the sandbox's tmpfs mounts, read+write on device files, abstract-socket and signal scoping, and
 /// no TCP at all when the network mode is `none`.
-pub fn apply(policy: &LandlockPolicy, network: NetworkMode, best_effort: bool) -> Result<Outcome, LandlockError> {
+pub fn apply(
+    policy: &LandlockPolicy,
+    network: NetworkMode,
+    best_effort: bool,
+) -> Result<Outcome, LandlockError> {
     let abi = ABI_WANTED;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -48,19 +62,35 @@ pub fn apply(policy: &LandlockPolicy, network: NetworkMode, best_effort: bool) -
     if network == NetworkMode::None {
         ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
     }
-    let read: Vec<PathBuf> = std::iter::once(PathBuf::from("/")).chain(policy.read.iter().cloned()).collect();
-    let write: Vec<PathBuf> = WRITABLE.iter().map(PathBuf::from).chain(policy.write.iter().cloned()).collect();
+    let read: Vec<PathBuf> = std::iter::once(PathBuf::from("/"))
+        .chain(policy.read.iter().cloned())
+        .collect();
+    let write: Vec<PathBuf> = WRITABLE
+        .iter()
+        .map(PathBuf::from)
+        .chain(policy.write.iter().cloned())
+        .collect();
     let status = ruleset
         .create()?
         .add_rules(path_beneath_rules(&read, AccessFs::from_read(abi)))?
-        .add_rules(path_beneath_rules(existing(&write), AccessFs::from_all(abi)))?
-        .add_rules(path_beneath_rules(existing(DEVICES), AccessFs::from_file(abi) & !AccessFs::Execute))?
+        .add_rules(path_beneath_rules(
+            existing(&write),
+            AccessFs::from_all(abi),
+        ))?
+        .add_rules(path_beneath_rules(
+            existing(DEVICES),
+            AccessFs::from_file(abi) & !AccessFs::Execute,
+        ))?
         .restrict_self()?;
     outcome(&status, best_effort)
 }
 
 fn existing<P: AsRef<Path>>(paths: &[P]) -> Vec<&Path> {
-    paths.iter().map(AsRef::as_ref).filter(|p| p.exists()).collect()
+    paths
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|p| p.exists())
+        .collect()
 }
 
 fn outcome(status: &RestrictionStatus, best_effort: bool) -> Result<Outcome, LandlockError> {

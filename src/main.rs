@@ -13,7 +13,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Help and version are successes; usage errors are "stockade itself failed" (125).
-            return if e.use_stderr() { ExitCode::from(125) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(125)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     init_tracing(&cli.log);
@@ -28,8 +32,11 @@ fn main() -> ExitCode {
 
 fn init_tracing(filter: &str) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {

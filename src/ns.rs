@@ -91,8 +91,14 @@ fn write_proc(path: &std::path::Path, value: &str) -> Result<(), NsError> {
 /// with EOVERFLOW when the outer id is not our own.
 pub fn become_root() -> Result<(), NsError> {
     let call = |call, r: nix::Result<()>| r.map_err(|errno| NsError::Call { call, errno });
-    call("setresgid(0, 0, 0)", nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)))?;
-    call("setresuid(0, 0, 0)", nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)))
+    call(
+        "setresgid(0, 0, 0)",
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)),
+    )?;
+    call(
+        "setresuid(0, 0, 0)",
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)),
+    )
 }
 
 /// Set the host name of the new UTS namespace.
@@ -106,16 +112,26 @@ pub fn set_hostname(name: &str) -> Result<(), NsError> {
 /// Forbid nested user namespaces (DESIGN §1 step 9): the sysctl is per user namespace, and 0 makes
 /// `unshare(CLONE_NEWUSER)` fail with ENOSPC even if seccomp were bypassed.
 pub fn forbid_nested_userns() -> Result<(), NsError> {
-    write_proc(std::path::Path::new("/proc/sys/user/max_user_namespaces"), "0")
+    write_proc(
+        std::path::Path::new("/proc/sys/user/max_user_namespaces"),
+        "0",
+    )
 }
 
 /// Why user namespaces might be unavailable on this host, for error hints and `doctor`.
 pub fn userns_hint() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        return "user.max_user_namespaces is 0; fix: sysctl -w user.max_user_namespaces=15000".into();
+        return "user.max_user_namespaces is 0; fix: sysctl -w user.max_user_namespaces=15000"
+            .into();
     }
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") && !Uid::current().is_root() {
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0")
+        && !Uid::current().is_root()
+    {
         return "kernel.unprivileged_userns_clone is 0; fix: sysctl -w kernel.unprivileged_userns_clone=1 or run as root".into();
     }
     if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")

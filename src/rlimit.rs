@@ -27,7 +27,12 @@ pub struct Rlimit {
 /// RLIMIT_AS then stands in (it counts address space, so it breaks runtimes that reserve large
 /// ranges such as V8; the verdict reports `memory_limit_enforced: false`).
 pub fn plan(limits: &Limits, memory_by_rlimit: bool) -> Vec<Rlimit> {
-    let one = |name, resource, value: u64| Rlimit { name, resource, soft: value, hard: value };
+    let one = |name, resource, value: u64| Rlimit {
+        name,
+        resource,
+        soft: value,
+        hard: value,
+    };
     let mut out = vec![
         one("RLIMIT_CORE", libc::RLIMIT_CORE, 0),
         one("RLIMIT_FSIZE", libc::RLIMIT_FSIZE, limits.file_size),
@@ -38,7 +43,12 @@ pub fn plan(limits: &Limits, memory_by_rlimit: bool) -> Vec<Rlimit> {
         // Per process, whole seconds: SIGXCPU at the soft limit, SIGKILL one second later. The
         // supervisor's cgroup accounting is the precise, whole-sandbox limit.
         let secs = cpu.as_secs() + u64::from(cpu.subsec_nanos() > 0);
-        out.push(Rlimit { name: "RLIMIT_CPU", resource: libc::RLIMIT_CPU, soft: secs, hard: secs + 1 });
+        out.push(Rlimit {
+            name: "RLIMIT_CPU",
+            resource: libc::RLIMIT_CPU,
+            soft: secs,
+            hard: secs + 1,
+        });
     }
     if let (true, Some(mem)) = (memory_by_rlimit, limits.memory) {
         out.push(one("RLIMIT_AS", libc::RLIMIT_AS, mem));
@@ -49,7 +59,12 @@ pub fn plan(limits: &Limits, memory_by_rlimit: bool) -> Vec<Rlimit> {
 /// Apply a plan to the calling process (inherited across fork and execve).
 pub fn apply(plan: &[Rlimit]) -> Result<(), RlimitError> {
     for r in plan {
-        sys::setrlimit(r.resource, r.soft, r.hard).map_err(|errno| RlimitError { resource: r.name, soft: r.soft, hard: r.hard, errno })?;
+        sys::setrlimit(r.resource, r.soft, r.hard).map_err(|errno| RlimitError {
+            resource: r.name,
+            soft: r.soft,
+            hard: r.hard,
+            errno,
+        })?;
     }
     Ok(())
 }
@@ -65,7 +80,12 @@ mod tests {
         let mut limits = Limits::default();
         limits.cpu = Some(Duration::from_millis(1500));
         let plan = plan(&limits, false);
-        assert!(plan.contains(&Rlimit { name: "RLIMIT_CORE", resource: libc::RLIMIT_CORE, soft: 0, hard: 0 }));
+        assert!(plan.contains(&Rlimit {
+            name: "RLIMIT_CORE",
+            resource: libc::RLIMIT_CORE,
+            soft: 0,
+            hard: 0
+        }));
         let cpu = plan.iter().find(|r| r.name == "RLIMIT_CPU").unwrap();
         assert_eq!((cpu.soft, cpu.hard), (2, 3));
         assert!(!plan.iter().any(|r| r.name == "RLIMIT_AS"));
@@ -76,7 +96,10 @@ mod tests {
         let mut limits = Limits::default();
         limits.memory = Some(64 << 20);
         assert!(!plan(&limits, false).iter().any(|r| r.name == "RLIMIT_AS"));
-        let as_limit = plan(&limits, true).into_iter().find(|r| r.name == "RLIMIT_AS").unwrap();
+        let as_limit = plan(&limits, true)
+            .into_iter()
+            .find(|r| r.name == "RLIMIT_AS")
+            .unwrap();
         assert_eq!(as_limit.soft, 64 << 20);
     }
 }

@@ -147,7 +147,13 @@ pub fn loopback_up() -> Result<(), Errno> {
     }
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq we own.
-    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, std::ptr::addr_of!(req)) };
+    let ret = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            std::ptr::addr_of!(req),
+        )
+    };
     Errno::result(ret).map(drop)
 }
 
@@ -285,16 +291,25 @@ pub fn ensure_stdio_open() {
 /// Zero-or-positive pids of the children of `pid` (`/proc/PID/task/PID/children`).
 pub fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// (start, end) of our argv block and environment block, from `/proc/self/stat` fields 48-51.
 pub fn arg_env_ranges() -> [(usize, usize); 2] {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return [(0, 0); 2] };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return [(0, 0); 2];
+    };
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<usize> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    let f: Vec<usize> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
     // `rest` starts at field 3 (state): field N is at index N - 3.
     let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
     [(get(48), get(49)), (get(50), get(51))]

@@ -8,11 +8,15 @@ use std::time::Duration;
 /// Parse a human size into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected a number with an optional unit such as 64KiB or 1.5GiB"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!(
+            "invalid size {text:?}: expected a number with an optional unit such as 64KiB or 1.5GiB"
+        )
+    })?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "K" | "k" | "KiB" => 1024.0,
@@ -40,11 +44,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parse a human duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected a number with a unit such as 1.5s or 250ms"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("invalid duration {text:?}: expected a number with a unit such as 1.5s or 250ms")
+    })?;
     let secs = match unit.trim() {
         "" | "s" | "sec" => value,
         "ms" => value / 1e3,
@@ -57,7 +63,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}: out of range"))
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("invalid duration {text:?}: out of range"))
 }
 
 /// Format bytes the way `parse_size` reads them back (`64MiB`, `1536KiB`, `17`).
@@ -93,11 +100,22 @@ mod tests {
         assert_eq!(parse_size("256M").unwrap(), 256 << 20);
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size("17").unwrap(), 17);
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("lots").unwrap_err().contains("expected a number"));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_size("lots")
+                .unwrap_err()
+                .contains("expected a number")
+        );
         assert_eq!(format_size(64 << 20), "64MiB");
         assert_eq!(format_size(1536 << 10), "1536KiB");
-        assert_eq!(parse_size(&format_size(1_610_612_736)).unwrap(), 1_610_612_736);
+        assert_eq!(
+            parse_size(&format_size(1_610_612_736)).unwrap(),
+            1_610_612_736
+        );
     }
 
     #[test]

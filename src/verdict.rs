@@ -240,15 +240,24 @@ mod tests {
     fn exit_codes_follow_the_design_table() {
         assert_eq!(verdict(Status::Ok, Some(0), None).exit_code(), 0);
         assert_eq!(verdict(Status::ExitNonzero, Some(3), None).exit_code(), 3);
-        assert_eq!(verdict(Status::ExitNonzero, Some(127), None).exit_code(), 127);
+        assert_eq!(
+            verdict(Status::ExitNonzero, Some(127), None).exit_code(),
+            127
+        );
         assert_eq!(verdict(Status::Signaled, None, Some(15)).exit_code(), 143);
-        assert_eq!(verdict(Status::SeccompViolation, None, Some(31)).exit_code(), 159);
+        assert_eq!(
+            verdict(Status::SeccompViolation, None, Some(31)).exit_code(),
+            159
+        );
         assert_eq!(verdict(Status::TimeoutWall, None, Some(9)).exit_code(), 124);
         assert_eq!(verdict(Status::TimeoutCpu, None, Some(9)).exit_code(), 124);
         assert_eq!(verdict(Status::Oom, None, Some(9)).exit_code(), 137);
         assert_eq!(verdict(Status::OutputLimit, None, Some(9)).exit_code(), 153);
         assert_eq!(verdict(Status::SetupFailed, None, None).exit_code(), 125);
-        assert_eq!(verdict(Status::RejectedByPolicy, None, None).exit_code(), 126);
+        assert_eq!(
+            verdict(Status::RejectedByPolicy, None, None).exit_code(),
+            126
+        );
     }
 
     #[test]
@@ -265,8 +274,14 @@ mod tests {
     #[test]
     fn streams_encode_binary_as_base64_and_count_truncation() {
         let s = Stream::new(b"hi\n", 3);
-        assert_eq!((s.data.as_str(), s.encoding, s.truncated), ("hi\n", "utf-8", false));
+        assert_eq!(
+            (s.data.as_str(), s.encoding, s.truncated),
+            ("hi\n", "utf-8", false)
+        );
         let s = Stream::new(&[0xff, 0xfe], 10);
-        assert_eq!((s.data.as_str(), s.encoding, s.bytes, s.truncated), ("//4=", "base64", 10, true));
+        assert_eq!(
+            (s.data.as_str(), s.encoding, s.bytes, s.truncated),
+            ("//4=", "base64", 10, true)
+        );
     }
 }

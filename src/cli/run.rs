@@ -7,10 +7,13 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::cgroup::{BackendKind, CgroupOptions, LimitManager};
-use crate::policy::{BindMount, CopyIn, NetworkMode, OutputMode, Policy, RootFs, SeccompDefault};
+use crate::policy::{
+    AnalysisMode, BindMount, CopyIn, NetworkMode, OutputMode, Policy, RootFs, SeccompDefault,
+};
+use crate::profile::{CodeInput, WorkFile};
 use crate::sandbox::{self, Echo, RunOptions, Stdin};
 use crate::units::{parse_duration, parse_size};
-use crate::verdict::{Status, Verdict};
+use crate::verdict::{PolicyReport, Status, Verdict};
 
 /// Run COMMAND in a fresh sandbox (user, PID, network, mount, IPC, UTS and cgroup namespaces;
 /// read-only root; Landlock; no capabilities; seccomp allowlist) and report a verdict.
@@ -19,8 +22,29 @@ use crate::verdict::{Status, Verdict};
 /// 137 on OOM; 153 when the output cap killed it; 125 when stockade itself failed; 126/127 when
 /// the command cannot be executed or is not found.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  stockade run -- python3 -c 'print(\"hi\")'\n  stockade run --json --wall-time 2s -- sh -c 'sleep 10'\n  echo 'print(40+2)' | stockade run -- python3 -\n  stockade run --memory 128MiB --pids 32 --output 64KiB -- node -e 'console.log(1)'")]
+#[command(
+    after_help = "Examples:\n  stockade run -- python3 -c 'print(\"hi\")'\n  stockade run --json --wall-time 2s -- sh -c 'sleep 10'\n  echo 'print(40+2)' | stockade run -- python3 -\n  stockade run --memory 128MiB --pids 32 --output 64KiB -- node -e 'console.log(1)'"
+)]
 pub struct RunArgs {
+    /// Profile by name (`stockade profile list`) or path: supplies the interpreter, limits and
+    /// layers; the arguments after `--` are appended to the profile's command.
+    #[arg(long, short = 'p', value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Code to run, delivered the way the profile says (argument, file in /sandbox, or stdin).
+    #[arg(long, value_name = "TEXT", requires = "profile")]
+    pub code: Option<String>,
+    /// Print the effective policy (profile + flags) and exit without running.
+    #[arg(long)]
+    pub print_policy: bool,
+    /// Pre-execution analysis of the code: off, warn (findings in the verdict) or enforce (refuse
+    /// unsafe code with status rejected_by_policy).
+    #[arg(long = "policy", value_name = "MODE", value_enum)]
+    pub policy_mode: Option<PolicyModeArg>,
+    /// Analysis preset (minimal, development, production, educational, data_science,
+    /// web_scraping, strict) or a rules file.
+    #[arg(long, value_name = "PRESET")]
+    pub preset: Option<String>,
+
     /// Print the verdict as one JSON object on stdout (the command's output goes into it).
     #[arg(long)]
     pub json: bool,
@@ -105,6 +129,13 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyModeArg {
+    Off,
+    Warn,
+    Enforce,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum OutputModeArg {
     Kill,
     Truncate,
@@ -132,26 +163,150 @@ pub enum BackendArg {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut policy = Policy::default();
-    apply_args(&mut policy, &args)?;
-    if policy.argv.is_empty() {
-        bail!("no command given; usage: stockade run [OPTIONS] -- COMMAND [ARGS...]");
+    let (policy, files, profile_stdin) = build_policy(&args)?;
+    if args.print_policy {
+        print!("{}", crate::profile::render_policy(&policy));
+        return Ok(ExitCode::SUCCESS);
     }
-    let manager = limit_manager(&args, &policy)?;
-    let stdin = match &args.stdin {
-        None => Stdin::Inherit,
-        Some(p) if p.as_os_str() == "-" => Stdin::Inherit,
-        Some(p) => Stdin::Bytes(std::fs::read(p).with_context(|| format!("read --stdin {}", p.display()))?),
+    let stdin = match (&args.stdin, profile_stdin) {
+        (Some(p), _) if p.as_os_str() != "-" => {
+            Stdin::Bytes(std::fs::read(p).with_context(|| format!("read --stdin {}", p.display()))?)
+        }
+        (_, Some(bytes)) => Stdin::Bytes(bytes),
+        _ => Stdin::Inherit,
     };
+    let report_policy = match preflight(&policy, &files, &stdin)? {
+        Preflight::Skip => None,
+        Preflight::Refuse(report) => {
+            let mut verdict = Verdict::not_started(
+                Status::RejectedByPolicy,
+                policy.limits.clone(),
+                rejection_message(&report),
+            );
+            verdict.policy = Some(report);
+            report_verdict(&args, &verdict)?;
+            return Ok(ExitCode::from(
+                u8::try_from(verdict.exit_code()).unwrap_or(125),
+            ));
+        }
+        Preflight::Warn(report) => Some(report),
+    };
+    let manager = limit_manager(&args, &policy)?;
     let opts = RunOptions {
         stdin,
         echo: if args.json { Echo::Off } else { Echo::Stdio },
         limits: manager.as_ref(),
         forward_signals: true,
+        files: files.into_iter().map(|f| (f.target, f.contents)).collect(),
     };
-    let verdict = sandbox::run(&policy, &opts);
-    report(&args, &verdict)?;
-    Ok(ExitCode::from(u8::try_from(verdict.exit_code()).unwrap_or(125)))
+    let mut verdict = sandbox::run(&policy, &opts);
+    verdict.policy = report_policy;
+    report_verdict(&args, &verdict)?;
+    Ok(ExitCode::from(
+        u8::try_from(verdict.exit_code()).unwrap_or(125),
+    ))
+}
+
+/// The effective policy: the profile (or the embedded default), then the flags; plus the files and
+/// stdin the profile's way of delivering code needs.
+fn build_policy(args: &RunArgs) -> anyhow::Result<(Policy, Vec<WorkFile>, Option<Vec<u8>>)> {
+    let Some(name) = &args.profile else {
+        let mut policy = Policy::default();
+        apply_args(&mut policy, args)?;
+        policy.argv.clone_from(&args.command);
+        if policy.argv.is_empty() && !args.print_policy {
+            bail!(
+                "no command given; usage: stockade run [OPTIONS] -- COMMAND [ARGS...] (or --profile NAME)"
+            );
+        }
+        return Ok((policy, Vec::new(), None));
+    };
+    let mut policy = crate::profile::load(name)?.into_policy();
+    apply_args(&mut policy, args)?;
+    let input = match &args.code {
+        Some(code) => CodeInput::Code {
+            code: code.clone(),
+            args: args.command.clone(),
+        },
+        None => CodeInput::Args(args.command.clone()),
+    };
+    let invocation = crate::profile::invocation(&policy, input)?;
+    let (files, stdin) = invocation.apply(&mut policy);
+    Ok((policy, files, stdin))
+}
+
+enum Preflight {
+    Skip,
+    Warn(PolicyReport),
+    Refuse(PolicyReport),
+}
+
+/// The pre-execution analysis (advisory defence in depth; the sandbox is the boundary).
+fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Result<Preflight> {
+    let mode = policy.analysis.mode;
+    if mode == AnalysisMode::Off {
+        return Ok(Preflight::Skip);
+    }
+    let Some(code) = code_of(policy, files, stdin) else {
+        if mode == AnalysisMode::Enforce {
+            bail!(
+                "--policy enforce: cannot find the code to analyse; pass it with --code, -c/-e, a --copy-in file named in the command, or --stdin FILE"
+            );
+        }
+        tracing::warn!("policy analysis skipped: no code found in the command");
+        return Ok(Preflight::Skip);
+    };
+    let language = crate::analysis::Language::from_argv(&policy.argv)
+        .unwrap_or(crate::analysis::Language::Shell);
+    let report =
+        crate::analysis::evaluate(&policy.analysis, &code, language).context("policy analysis")?;
+    Ok(if mode == AnalysisMode::Enforce && !report.safe {
+        Preflight::Refuse(report)
+    } else {
+        Preflight::Warn(report)
+    })
+}
+
+/// The code a command runs: a work file or copy-in named in argv, the text after `-c`/`-e`, or
+/// the stdin bytes of `python3 -`-style commands.
+fn code_of(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> Option<String> {
+    let argv = &policy.argv;
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        if matches!(arg.as_str(), "-c" | "-e" | "--eval" | "-p" | "--print") {
+            return argv.get(i + 1).cloned();
+        }
+        if let Some(f) = files.iter().find(|f| f.target.as_os_str() == arg.as_str()) {
+            return Some(String::from_utf8_lossy(&f.contents).into_owned());
+        }
+        let inside = if arg.starts_with('/') {
+            PathBuf::from(arg)
+        } else {
+            policy.cwd.join(arg)
+        };
+        if let Some(c) = policy.copy_in.iter().find(|c| c.target == inside) {
+            return std::fs::read(&c.source)
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+        }
+    }
+    match stdin {
+        Stdin::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+fn rejection_message(report: &PolicyReport) -> String {
+    let worst: Vec<String> = report
+        .findings
+        .iter()
+        .take(3)
+        .map(|f| format!("{} at {}:{} ({})", f.rule, f.line, f.column, f.severity))
+        .collect();
+    format!(
+        "refused by the {} analysis preset: {}",
+        report.preset,
+        worst.join("; ")
+    )
 }
 
 /// Detect the limit backend; `none` needs no cgroup at all.
@@ -162,14 +317,21 @@ fn limit_manager(args: &RunArgs, policy: &Policy) -> anyhow::Result<Option<Limit
         BackendArg::V1 => Some(BackendKind::V1),
         BackendArg::None => Some(BackendKind::None),
     };
-    let opts = CgroupOptions { root: args.cgroup_root.clone(), force };
+    let opts = CgroupOptions {
+        root: args.cgroup_root.clone(),
+        force,
+    };
     let l = &policy.limits;
     let wants_limits = l.memory.is_some() || l.pids.is_some() || l.cpus.is_some();
     match LimitManager::detect(&opts) {
         Ok(m) => Ok(Some(m)),
         // No cgroup needed: nothing asks for a kernel limit, so run without (wall time, output
         // and rlimits still apply; the verdict says backend "none").
-        Err(e) if opts.root.is_none() && force.is_none() && (!wants_limits || policy.best_effort.cgroup) => {
+        Err(e)
+            if opts.root.is_none()
+                && force.is_none()
+                && (!wants_limits || policy.best_effort.cgroup) =>
+        {
             tracing::debug!("no cgroup limit backend: {e}");
             Ok(None)
         }
@@ -177,16 +339,24 @@ fn limit_manager(args: &RunArgs, policy: &Policy) -> anyhow::Result<Option<Limit
     }
 }
 
-fn report(args: &RunArgs, verdict: &Verdict) -> anyhow::Result<()> {
+fn report_verdict(args: &RunArgs, verdict: &Verdict) -> anyhow::Result<()> {
     let json = serde_json::to_string(verdict).context("serialize verdict")?;
     if let Some(path) = &args.report {
-        std::fs::write(path, format!("{json}\n")).with_context(|| format!("write --report {}", path.display()))?;
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("write --report {}", path.display()))?;
     }
     if args.json {
         println!("{json}");
-    } else if !matches!(verdict.status, Status::Ok | Status::ExitNonzero) || verdict.message.is_some() {
+    } else if !matches!(verdict.status, Status::Ok | Status::ExitNonzero)
+        || verdict.message.is_some()
+    {
         let msg = verdict.message.as_deref().unwrap_or("");
-        eprintln!("stockade: {} after {} ms{}{msg}", verdict.status.as_str(), verdict.wall_ms, if msg.is_empty() { "" } else { ": " });
+        eprintln!(
+            "stockade: {} after {} ms{}{msg}",
+            verdict.status.as_str(),
+            verdict.wall_ms,
+            if msg.is_empty() { "" } else { ": " }
+        );
     }
     Ok(())
 }
@@ -226,16 +396,27 @@ pub fn apply_args(policy: &mut Policy, args: &RunArgs) -> anyhow::Result<()> {
         }
     }
     for spec in &args.copy_in {
-        let (host, inside) = spec.split_once(':').with_context(|| format!("--copy-in {spec:?}: expected HOST:SANDBOX"))?;
-        policy.copy_in.push(CopyIn { source: host.into(), target: absolute("--copy-in", inside)? });
+        let (host, inside) = spec
+            .split_once(':')
+            .with_context(|| format!("--copy-in {spec:?}: expected HOST:SANDBOX"))?;
+        policy.copy_in.push(CopyIn {
+            source: host.into(),
+            target: absolute("--copy-in", inside)?,
+        });
     }
     for spec in &args.ro_bind {
         let (host, inside) = spec.split_once(':').unwrap_or((spec, spec));
         let source = std::fs::canonicalize(host).with_context(|| format!("--ro-bind {host}"))?;
-        policy.mounts.push(BindMount { source, target: absolute("--ro-bind", inside)?, writable: false });
+        policy.mounts.push(BindMount {
+            source,
+            target: absolute("--ro-bind", inside)?,
+            writable: false,
+        });
     }
     for kv in &args.env {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?}: expected K=V"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--env {kv:?}: expected K=V"))?;
         if k.is_empty() {
             bail!("--env {kv:?}: empty variable name");
         }
@@ -257,12 +438,24 @@ pub fn apply_args(policy: &mut Policy, args: &RunArgs) -> anyhow::Result<()> {
             SeccompArg::Log => SeccompDefault::Log,
         };
     }
-    policy.seccomp.extra_allow.extend(args.allow_syscall.iter().cloned());
-    for layer in &args.best_effort {
-        policy.best_effort.allow(layer).map_err(|valid| anyhow::anyhow!("--best-effort {layer:?}: unknown layer (valid: {valid})"))?;
+    policy
+        .seccomp
+        .extra_allow
+        .extend(args.allow_syscall.iter().cloned());
+    if let Some(m) = args.policy_mode {
+        policy.analysis.mode = match m {
+            PolicyModeArg::Off => AnalysisMode::Off,
+            PolicyModeArg::Warn => AnalysisMode::Warn,
+            PolicyModeArg::Enforce => AnalysisMode::Enforce,
+        };
     }
-    if !args.command.is_empty() {
-        policy.argv.clone_from(&args.command);
+    if let Some(p) = &args.preset {
+        policy.analysis.preset.clone_from(p);
+    }
+    for layer in &args.best_effort {
+        policy.best_effort.allow(layer).map_err(|valid| {
+            anyhow::anyhow!("--best-effort {layer:?}: unknown layer (valid: {valid})")
+        })?;
     }
     Ok(())
 }

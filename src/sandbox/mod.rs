@@ -29,6 +29,9 @@ pub struct RunOptions<'a> {
     pub limits: Option<&'a LimitManager>,
     /// Forward SIGINT/SIGTERM/SIGHUP of this process to the sandbox (the CLI).
     pub forward_signals: bool,
+    /// Files given as content, created in the work dir before the payload starts (absolute
+    /// sandbox paths under a writable mount, e.g. `/sandbox/main.py`).
+    pub files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +46,14 @@ pub enum PrepareError {
     CopyIn { path: PathBuf, why: String },
     #[error("{what} contains a NUL byte")]
     Nul { what: String },
-    #[error("{layer} limit requested but not enforceable here: {why}; fix: {fix}, or allow it with --best-effort cgroup")]
-    FailClosed { layer: &'static str, why: String, fix: String },
+    #[error(
+        "{layer} limit requested but not enforceable here: {why}; fix: {fix}, or allow it with --best-effort cgroup"
+    )]
+    FailClosed {
+        layer: &'static str,
+        why: String,
+        fix: String,
+    },
     #[error("create pipe: {0}")]
     Pipe(Errno),
     #[error("clone3 into new namespaces: {errno}; {hint}")]
@@ -60,7 +69,8 @@ pub fn run(policy: &Policy, opts: &RunOptions) -> Verdict {
     match run_inner(policy, opts, started) {
         Ok(v) => v,
         Err(e) => {
-            let mut v = Verdict::not_started(Status::SetupFailed, policy.limits.clone(), e.to_string());
+            let mut v =
+                Verdict::not_started(Status::SetupFailed, policy.limits.clone(), e.to_string());
             v.wall_ms = ms(started);
             v
         }
@@ -85,18 +95,39 @@ struct Prepared {
 
 fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError> {
     static HOST: OnceLock<HostLayout> = OnceLock::new();
-    let copies = read_copies(policy)?;
+    let mut files = read_copies(policy)?;
+    files.extend(opts.files.iter().map(|(target, contents)| {
+        (
+            target.clone(),
+            fs::CopyData {
+                contents: contents.clone(),
+                mode: 0o644,
+            },
+        )
+    }));
     let group = opts.limits.map(|m| m.create(&policy.limits)).transpose()?;
     let enforced = group.as_ref().map(RunGroup::enforced).unwrap_or_default();
     fail_closed(policy, &enforced)?;
-    let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| PrepareError::Nul { what: what.to_string() });
+    let cstr = |s: &str, what: &str| {
+        CString::new(s).map_err(|_| PrepareError::Nul {
+            what: what.to_string(),
+        })
+    };
     Ok(Prepared {
-        plan: fs::plan(policy, HOST.get_or_init(HostLayout::discover), &copies),
+        plan: fs::plan(policy, HOST.get_or_init(HostLayout::discover), &files),
         scratch: fs::scratch_dir()?,
         filters: seccomp::compile(&policy.seccomp, policy.network)?,
         init_filters: seccomp::compile_init()?,
-        argv: policy.argv.iter().map(|a| cstr(a, "an argument")).collect::<Result<_, _>>()?,
-        envp: policy.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"), &format!("environment variable {k}"))).collect::<Result<_, _>>()?,
+        argv: policy
+            .argv
+            .iter()
+            .map(|a| cstr(a, "an argument"))
+            .collect::<Result<_, _>>()?,
+        envp: policy
+            .env
+            .iter()
+            .map(|(k, v)| cstr(&format!("{k}={v}"), &format!("environment variable {k}")))
+            .collect::<Result<_, _>>()?,
         rlimits: rlimit::plan(&policy.limits, !enforced.memory_limit_enforced),
         group,
     })
@@ -104,7 +135,10 @@ fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError>
 
 /// A limit the policy asks for and no kernel mechanism enforces is an error unless the policy
 /// marks cgroups best-effort.
-fn fail_closed(policy: &Policy, enforced: &crate::verdict::CgroupEnforced) -> Result<(), PrepareError> {
+fn fail_closed(
+    policy: &Policy,
+    enforced: &crate::verdict::CgroupEnforced,
+) -> Result<(), PrepareError> {
     if policy.best_effort.cgroup {
         return Ok(());
     }
@@ -112,10 +146,18 @@ fn fail_closed(policy: &Policy, enforced: &crate::verdict::CgroupEnforced) -> Re
     for (asked, ok, layer) in [
         (l.memory.is_some(), enforced.memory_limit_enforced, "memory"),
         (l.pids.is_some(), enforced.pids_limit_enforced, "pids"),
-        (l.cpus.is_some(), enforced.cpu_limit_enforced, "cpu bandwidth"),
+        (
+            l.cpus.is_some(),
+            enforced.cpu_limit_enforced,
+            "cpu bandwidth",
+        ),
     ] {
         if asked && !ok {
-            let backend = if enforced.backend.is_empty() { "none" } else { enforced.backend.as_str() };
+            let backend = if enforced.backend.is_empty() {
+                "none"
+            } else {
+                enforced.backend.as_str()
+            };
             return Err(PrepareError::FailClosed {
                 layer,
                 why: format!("the cgroup backend is {backend:?} and has no usable {layer} controller"),
@@ -126,28 +168,44 @@ fn fail_closed(policy: &Policy, enforced: &crate::verdict::CgroupEnforced) -> Re
     Ok(())
 }
 
-fn read_copies(policy: &Policy) -> Result<Vec<fs::CopyData>, PrepareError> {
+fn read_copies(policy: &Policy) -> Result<Vec<(PathBuf, fs::CopyData)>, PrepareError> {
     let limit = policy.limits.sandbox_size;
     policy
         .copy_in
         .iter()
         .map(|c| {
-            let err = |why: String| PrepareError::CopyIn { path: c.source.clone(), why };
+            let err = |why: String| PrepareError::CopyIn {
+                path: c.source.clone(),
+                why,
+            };
             let path = fs::cstring(&c.source).map_err(|e| err(e.to_string()))?;
             // No symlink anywhere on the host path: a payload author must not be able to point a
             // copy-in at a file the caller did not mean to share.
-            let fd = sys::open_no_symlinks(&path).map_err(|e| err(format!("open without following symlinks: {e}")))?;
+            let fd = sys::open_no_symlinks(&path)
+                .map_err(|e| err(format!("open without following symlinks: {e}")))?;
             let mut file = std::fs::File::from(fd);
             let meta = file.metadata().map_err(|e| err(e.to_string()))?;
             if !meta.is_file() {
-                return Err(err("not a regular file (only files can be copied in)".into()));
+                return Err(err(
+                    "not a regular file (only files can be copied in)".into()
+                ));
             }
             if meta.len() > limit {
-                return Err(err(format!("{} bytes is larger than the work dir ({limit} bytes)", meta.len())));
+                return Err(err(format!(
+                    "{} bytes is larger than the work dir ({limit} bytes)",
+                    meta.len()
+                )));
             }
             let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
             std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| err(e.to_string()))?;
-            Ok(fs::CopyData { contents: data, mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) })
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+            Ok((
+                c.target.clone(),
+                fs::CopyData {
+                    contents: data,
+                    mode,
+                },
+            ))
         })
         .collect()
 }
@@ -162,10 +220,20 @@ struct Pipes {
 
 fn pipes() -> Result<Pipes, PrepareError> {
     let p = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(PrepareError::Pipe);
-    Ok(Pipes { go: p()?, stdin: p()?, stdout: p()?, stderr: p()?, proto: p()? })
+    Ok(Pipes {
+        go: p()?,
+        stdin: p()?,
+        stdout: p()?,
+        stderr: p()?,
+        proto: p()?,
+    })
 }
 
-fn run_inner(policy: &Policy, opts: &RunOptions, started: Instant) -> Result<Verdict, PrepareError> {
+fn run_inner(
+    policy: &Policy,
+    opts: &RunOptions,
+    started: Instant,
+) -> Result<Verdict, PrepareError> {
     static SCRUB: OnceLock<[(usize, usize); 2]> = OnceLock::new();
     let prep = prepare(policy, opts)?;
     let pipes = pipes()?;
@@ -180,20 +248,35 @@ fn run_inner(policy: &Policy, opts: &RunOptions, started: Instant) -> Result<Ver
         rlimits: &prep.rlimits,
         cap_last_cap: caps::last_cap(),
         scrub: *SCRUB.get_or_init(sys::arg_env_ranges),
-        fds: [&pipes.go.0, &pipes.stdin.0, &pipes.stdout.1, &pipes.stderr.1, &pipes.proto.1].map(AsRawFd::as_raw_fd),
+        fds: [
+            &pipes.go.0,
+            &pipes.stdin.0,
+            &pipes.stdout.1,
+            &pipes.stderr.1,
+            &pipes.proto.1,
+        ]
+        .map(AsRawFd::as_raw_fd),
     };
-    let kmsg = (policy.seccomp.default_action == SeccompDefault::Kill).then(seccomp::KmsgWatch::open).flatten();
+    let kmsg = (policy.seccomp.default_action == SeccompDefault::Kill)
+        .then(seccomp::KmsgWatch::open)
+        .flatten();
     let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
     let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
         Ok(sys::Cloned::Child) => child::init(&spec),
         Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(errno) => return Err(PrepareError::Clone { errno, hint: ns::userns_hint() }),
+        Err(errno) => {
+            return Err(PrepareError::Clone {
+                errno,
+                hint: ns::userns_hint(),
+            });
+        }
     };
     let ids = ns::IdMap::for_caller();
-    let release = ids
-        .write(pid)
-        .map_err(PrepareError::from)
-        .and_then(|()| prep.group.as_ref().map_or(Ok(()), |g| g.attach(pid).map_err(PrepareError::from)));
+    let release = ids.write(pid).map_err(PrepareError::from).and_then(|()| {
+        prep.group
+            .as_ref()
+            .map_or(Ok(()), |g| g.attach(pid).map_err(PrepareError::from))
+    });
     if let Err(e) = release {
         // Dropping the go pipe unreleased makes the child exit; reap it before reporting.
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -201,7 +284,13 @@ fn run_inner(policy: &Policy, opts: &RunOptions, started: Instant) -> Result<Ver
         return Err(e);
     }
     let _ = nix::unistd::write(&pipes.go.1, b"g");
-    let Pipes { stdin, stdout, stderr, proto, go } = pipes;
+    let Pipes {
+        stdin,
+        stdout,
+        stderr,
+        proto,
+        go,
+    } = pipes;
     drop((go, stdin.0, stdout.1, stderr.1, proto.1));
     let outcome = supervise::Supervisor {
         policy,
@@ -246,9 +335,13 @@ fn enforced(policy: &Policy, prep: &Prepared, ids: ns::IdMap, verdict: &Verdict)
         .into(),
         instructions: prep.filters.instructions(),
     };
-    e.cgroup = prep.group.as_ref().map(RunGroup::enforced).unwrap_or_else(|| crate::verdict::CgroupEnforced {
-        backend: "none".into(),
-        ..Default::default()
-    });
+    e.cgroup = prep
+        .group
+        .as_ref()
+        .map(RunGroup::enforced)
+        .unwrap_or_else(|| crate::verdict::CgroupEnforced {
+            backend: "none".into(),
+            ..Default::default()
+        });
     e
 }

@@ -16,7 +16,10 @@ pub enum Message {
     /// A set-up step failed; the sandbox never ran the payload.
     SetupFailed(SetupError),
     /// The payload finished set-up and is about to `execve`.
-    Ready { landlock_status: String, landlock_abi: u32 },
+    Ready {
+        landlock_status: String,
+        landlock_abi: u32,
+    },
     /// `execve` of the payload failed.
     ExecFailed { path: String, errno: i32 },
     /// The payload ended (sent by the init, PID 1).
@@ -77,7 +80,11 @@ struct Null(i64);
 
 impl std::fmt::Display for Null {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0 == i64::MIN { f.write_str("null") } else { write!(f, "{}", self.0) }
+        if self.0 == i64::MIN {
+            f.write_str("null")
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 
@@ -88,7 +95,10 @@ struct StackLine {
 
 impl Default for StackLine {
     fn default() -> Self {
-        StackLine { buf: [0; 256], len: 0 }
+        StackLine {
+            buf: [0; 256],
+            len: 0,
+        }
     }
 }
 
@@ -132,15 +142,29 @@ mod tests {
     #[test]
     fn exit_line_without_allocation_parses_back() {
         let (r, w) = nix::unistd::pipe().unwrap();
-        let exit = Exit { code: None, signal: Some(31), user_us: 5, sys_us: 7, maxrss: 4096 };
+        let exit = Exit {
+            code: None,
+            signal: Some(31),
+            user_us: 5,
+            sys_us: 7,
+            maxrss: 4096,
+        };
         send_exit(w.as_fd(), &exit);
-        send(w.as_fd(), &Message::SetupFailed(SetupError { step: "mount tree".into(), message: "x".repeat(9000) }));
+        send(
+            w.as_fd(),
+            &Message::SetupFailed(SetupError {
+                step: "mount tree".into(),
+                message: "x".repeat(9000),
+            }),
+        );
         drop(w);
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut bytes).unwrap();
         let msgs = Reader::default().feed(&bytes);
         assert_eq!(msgs[0], Message::Exited(exit));
-        assert!(matches!(&msgs[1], Message::SetupFailed(e) if e.step == "mount tree" && e.message.len() <= MAX_LINE));
+        assert!(
+            matches!(&msgs[1], Message::SetupFailed(e) if e.step == "mount tree" && e.message.len() <= MAX_LINE)
+        );
     }
 
     #[test]
@@ -148,6 +172,12 @@ mod tests {
         let mut r = Reader::default();
         assert!(r.feed(b"{\"ExecFailed\":{\"path\":\"x\",").is_empty());
         let msgs = r.feed(b"\"errno\":2}}\n");
-        assert_eq!(msgs, vec![Message::ExecFailed { path: "x".into(), errno: 2 }]);
+        assert_eq!(
+            msgs,
+            vec![Message::ExecFailed {
+                path: "x".into(),
+                errno: 2
+            }]
+        );
     }
 }

@@ -74,7 +74,14 @@ pub(super) struct Outcome {
 }
 
 impl Supervisor<'_> {
-    pub fn run(mut self, opts: &super::RunOptions, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd, proto: OwnedFd) -> Outcome {
+    pub fn run(
+        mut self,
+        opts: &super::RunOptions,
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        proto: OwnedFd,
+    ) -> Outcome {
         let limits = &self.policy.limits;
         let deadline = limits.wall.map(|w| self.started + w);
         let signals = opts.forward_signals.then(signal_fd).flatten();
@@ -86,8 +93,14 @@ impl Supervisor<'_> {
             exec_failed: None,
             landlock: None,
             killed_for: None,
-            stdout: Capture { open: true, ..Capture::default() },
-            stderr: Capture { open: true, ..Capture::default() },
+            stdout: Capture {
+                open: true,
+                ..Capture::default()
+            },
+            stderr: Capture {
+                open: true,
+                ..Capture::default()
+            },
             wall: Duration::ZERO,
             seccomp_nr: None,
         };
@@ -100,20 +113,25 @@ impl Supervisor<'_> {
         loop {
             let now = Instant::now();
             if let Some(done) = init_done {
-                if !(out.stdout.open || out.stderr.open || proto_open) || now >= done + DRAIN_GRACE {
+                if !(out.stdout.open || out.stderr.open || proto_open) || now >= done + DRAIN_GRACE
+                {
                     break;
                 }
             }
             if out.killed_for.is_none() && init_done.is_none() {
                 if deadline.is_some_and(|d| now >= d) {
                     self.kill(&mut out, Status::TimeoutWall);
-                } else if let (Some(cpu), Some(used)) = (limits.cpu, self.group.and_then(RunGroup::cpu_usage_us)) {
+                } else if let (Some(cpu), Some(used)) =
+                    (limits.cpu, self.group.and_then(RunGroup::cpu_usage_us))
+                {
                     if Duration::from_micros(used) >= cpu {
                         self.kill(&mut out, Status::TimeoutCpu);
                     }
                 }
             }
-            let mut timeout = init_done.map_or(Duration::from_secs(3600), |d| (d + DRAIN_GRACE).saturating_duration_since(now));
+            let mut timeout = init_done.map_or(Duration::from_secs(3600), |d| {
+                (d + DRAIN_GRACE).saturating_duration_since(now)
+            });
             if out.killed_for.is_none() && init_done.is_none() {
                 if let Some(d) = deadline {
                     timeout = timeout.min(d.saturating_duration_since(now));
@@ -124,13 +142,21 @@ impl Supervisor<'_> {
             }
             // Slots: 0 pidfd, 1 stdout, 2 stderr, 3 proto, 4 stdin source, 5 stdin pipe, 6 event, 7 signals.
             let slots: [Option<(BorrowedFd, PollFlags)>; 8] = [
-                init_done.is_none().then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
+                init_done
+                    .is_none()
+                    .then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
                 out.stdout.open.then(|| (stdout.as_fd(), PollFlags::POLLIN)),
                 out.stderr.open.then(|| (stderr.as_fd(), PollFlags::POLLIN)),
                 proto_open.then(|| (proto.as_fd(), PollFlags::POLLIN)),
-                feeder.wants_input().then(|| (sys::borrow_fd(0), PollFlags::POLLIN)),
-                feeder.wants_output().then(|| (feeder.pipe_fd(), PollFlags::POLLOUT)),
-                self.group.and_then(RunGroup::event_fd).map(|fd| (fd, PollFlags::POLLIN)),
+                feeder
+                    .wants_input()
+                    .then(|| (sys::borrow_fd(0), PollFlags::POLLIN)),
+                feeder
+                    .wants_output()
+                    .then(|| (feeder.pipe_fd(), PollFlags::POLLOUT)),
+                self.group
+                    .and_then(RunGroup::event_fd)
+                    .map(|fd| (fd, PollFlags::POLLIN)),
                 signals.as_ref().map(|s| (s.as_fd(), PollFlags::POLLIN)),
             ];
             let mut pfds: Vec<PollFd> = Vec::with_capacity(8);
@@ -149,7 +175,10 @@ impl Supervisor<'_> {
                     self.kill(&mut out, Status::SetupFailed);
                 }
             }
-            let ready = |slot: usize| index[slot] != usize::MAX && pfds[index[slot]].revents().is_some_and(|r| !r.is_empty());
+            let ready = |slot: usize| {
+                index[slot] != usize::MAX
+                    && pfds[index[slot]].revents().is_some_and(|r| !r.is_empty())
+            };
             let ready: [bool; 8] = std::array::from_fn(ready);
             drop(pfds);
             if ready[1] {
@@ -165,11 +194,16 @@ impl Supervisor<'_> {
                         for msg in reader.feed(&buf[..n]) {
                             match msg {
                                 Message::SetupFailed(e) => out.setup_error = Some(e),
-                                Message::Ready { landlock_status, landlock_abi } => {
+                                Message::Ready {
+                                    landlock_status,
+                                    landlock_abi,
+                                } => {
                                     out.landlock = Some((landlock_status, landlock_abi));
                                     payload_pid = sys::children_of(self.pid).first().copied();
                                 }
-                                Message::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
+                                Message::ExecFailed { path, errno } => {
+                                    out.exec_failed = Some((path, errno))
+                                }
                                 Message::Exited(exit) => out.exit = Some(exit),
                             }
                         }
@@ -185,7 +219,8 @@ impl Supervisor<'_> {
             }
             if ready[6] {
                 // Drain the eventfd/inotify so poll does not spin; the OOM count is read at the end.
-                let _ = nix::unistd::read(self.group.and_then(RunGroup::event_fd).unwrap(), &mut buf);
+                let _ =
+                    nix::unistd::read(self.group.and_then(RunGroup::event_fd).unwrap(), &mut buf);
             }
             if ready[7] {
                 if let Some(Ok(Some(_))) = signals.as_ref().map(SignalFd::read_signal) {
@@ -199,7 +234,10 @@ impl Supervisor<'_> {
                 }
             }
             if ready[0] {
-                if let Ok(status) = nix::sys::wait::waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+                if let Ok(status) = nix::sys::wait::waitid(
+                    Id::PIDFd(self.pidfd.as_fd()),
+                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+                ) {
                     if let WaitStatus::Signaled(_, sig, _) = status {
                         out.init_signal = Some(sig as i32);
                     }
@@ -237,17 +275,26 @@ impl Supervisor<'_> {
             Err(_) => return,
         };
         let cap = self.policy.limits.output;
-        let capture = if which == 1 { &mut out.stdout } else { &mut out.stderr };
+        let capture = if which == 1 {
+            &mut out.stdout
+        } else {
+            &mut out.stderr
+        };
         if n == 0 {
             capture.open = false;
             return;
         }
-        let room = usize::try_from(cap.saturating_sub(capture.data.len() as u64)).unwrap_or(usize::MAX);
+        let room =
+            usize::try_from(cap.saturating_sub(capture.data.len() as u64)).unwrap_or(usize::MAX);
         let keep = &buf[..n.min(room)];
         capture.data.extend_from_slice(keep);
         capture.total += n as u64;
         if echo == Echo::Stdio && !keep.is_empty() {
-            let _ = if which == 1 { std::io::stdout().write_all(keep) } else { std::io::stderr().write_all(keep) };
+            let _ = if which == 1 {
+                std::io::stdout().write_all(keep)
+            } else {
+                std::io::stderr().write_all(keep)
+            };
         }
         if capture.total > cap && self.policy.limits.output_mode == OutputMode::Kill {
             self.kill(out, Status::OutputLimit);
@@ -266,13 +313,21 @@ struct Feeder {
 
 impl Feeder {
     fn new(stdin: &Stdin, pipe: OwnedFd) -> Feeder {
-        let _ = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        let _ = nix::fcntl::fcntl(
+            &pipe,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
         let (pending, source_open) = match stdin {
             Stdin::Inherit => (Vec::new(), true),
             Stdin::Bytes(b) => (b.clone(), false),
             Stdin::Null => (Vec::new(), false),
         };
-        let mut f = Feeder { pipe: Some(pipe), pending, offset: 0, source_open };
+        let mut f = Feeder {
+            pipe: Some(pipe),
+            pending,
+            offset: 0,
+            source_open,
+        };
         f.flush();
         f
     }
@@ -286,7 +341,10 @@ impl Feeder {
     }
 
     fn pipe_fd(&self) -> BorrowedFd<'_> {
-        self.pipe.as_ref().expect("wants_output checked the pipe").as_fd()
+        self.pipe
+            .as_ref()
+            .expect("wants_output checked the pipe")
+            .as_fd()
     }
 
     fn fill(&mut self) {
@@ -348,15 +406,24 @@ fn restore_signals(fd: SignalFd) {
 impl Outcome {
     pub(super) fn into_verdict(self, policy: &Policy, group: Option<&RunGroup>) -> Verdict {
         let stats = group.map(RunGroup::stats);
-        let oom = stats.as_ref().and_then(|s| s.oom_kills).is_some_and(|n| n > 0);
+        let oom = stats
+            .as_ref()
+            .and_then(|s| s.oom_kills)
+            .is_some_and(|n| n > 0);
         let exit = self.exit;
         let signal = exit.and_then(|e| e.signal).or(self.init_signal);
         let cpu_limited = policy.limits.cpu.is_some()
             && matches!(signal, Some(libc::SIGXCPU | libc::SIGKILL))
-            && exit.is_some_and(|e| Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50) >= policy.limits.cpu.unwrap_or_default());
+            && exit.is_some_and(|e| {
+                Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50)
+                    >= policy.limits.cpu.unwrap_or_default()
+            });
         let mut message = None;
         let status = if let Some(e) = &self.setup_error {
-            message = Some(format!("sandbox set-up failed at {}: {}", e.step, e.message));
+            message = Some(format!(
+                "sandbox set-up failed at {}: {}",
+                e.step, e.message
+            ));
             Status::SetupFailed
         } else if let Some(why @ (Status::TimeoutWall | Status::TimeoutCpu)) = self.killed_for {
             why
@@ -375,23 +442,38 @@ impl Outcome {
         } else if self.killed_for == Some(Status::Signaled) {
             Status::Signaled
         } else {
-            message = Some(format!("the sandbox init ended without a report (signal {:?})", self.init_signal));
+            message = Some(format!(
+                "the sandbox init ended without a report (signal {:?})",
+                self.init_signal
+            ));
             Status::SetupFailed
         };
         if let Some((path, errno)) = &self.exec_failed {
             let errno = Errno::from_raw(*errno);
-            let what = if errno == Errno::ENOENT { "command not found in the sandbox" } else { "cannot execute" };
+            let what = if errno == Errno::ENOENT {
+                "command not found in the sandbox"
+            } else {
+                "cannot execute"
+            };
             message = Some(format!("execve {path:?}: {errno} ({what})"));
         }
         if status == Status::OutputLimit {
-            message = Some(format!("output exceeded {} bytes on a stream; the sandbox was killed", policy.limits.output));
+            message = Some(format!(
+                "output exceeded {} bytes on a stream; the sandbox was killed",
+                policy.limits.output
+            ));
         }
         let cpu = match stats.as_ref().map(|s| (s.cpu_user_us, s.cpu_system_us)) {
             Some((Some(u), Some(s))) => CpuTime::from_micros(u, s),
-            _ => exit.map(|e| CpuTime::from_micros(e.user_us, e.sys_us)).unwrap_or_default(),
+            _ => exit
+                .map(|e| CpuTime::from_micros(e.user_us, e.sys_us))
+                .unwrap_or_default(),
         };
         let seccomp_violation = (status == Status::SeccompViolation).then(|| SeccompViolation {
-            syscall: self.seccomp_nr.and_then(seccomp::syscall_name).map(str::to_string),
+            syscall: self
+                .seccomp_nr
+                .and_then(seccomp::syscall_name)
+                .map(str::to_string),
             nr: self.seccomp_nr,
         });
         let mut verdict = Verdict {
@@ -400,7 +482,10 @@ impl Outcome {
             signal,
             wall_ms: u64::try_from(self.wall.as_millis()).unwrap_or(u64::MAX),
             cpu_ms: cpu,
-            memory_peak_bytes: stats.as_ref().and_then(|s| s.memory_peak_bytes).or(exit.map(|e| e.maxrss)),
+            memory_peak_bytes: stats
+                .as_ref()
+                .and_then(|s| s.memory_peak_bytes)
+                .or(exit.map(|e| e.maxrss)),
             pids_peak: stats.as_ref().and_then(|s| s.pids_peak),
             pids_limit_hits: stats.as_ref().and_then(|s| s.pids_limit_hits),
             stdout: Stream::new(&self.stdout.data, self.stdout.total),
