@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod run;
 pub mod profile;
 pub mod rootfs;
+pub mod run;
 
 /// stockade: run untrusted code in a fresh Linux sandbox and report a verdict.
 #[derive(Debug, Parser)]
@@ -27,13 +27,13 @@ pub enum Command {
     /// Check and list root filesystems.
     Rootfs(rootfs::RootfsArgs),
     /// Run one command inside a fresh sandbox.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Profile(args) => profile::run(args),
         Command::Rootfs(args) => rootfs::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
     }
 }

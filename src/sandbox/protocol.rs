@@ -63,9 +63,9 @@ pub fn send(fd: BorrowedFd<'_>, msg: &Message) {
 pub fn send_exit(fd: BorrowedFd<'_>, exit: &Exit) {
     let mut buf = StackLine::default();
     let opt = |v: Option<i32>| v.map_or(i64::MIN, i64::from);
-    let _ = write!(
+    let _ = writeln!(
         buf,
-        "{{\"Exited\":{{\"code\":{},\"signal\":{},\"user_us\":{},\"sys_us\":{},\"maxrss\":{}}}}}\n",
+        "{{\"Exited\":{{\"code\":{},\"signal\":{},\"user_us\":{},\"sys_us\":{},\"maxrss\":{}}}}}",
         Null(opt(exit.code)),
         Null(opt(exit.signal)),
         exit.user_us,
