@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything `sandbox::run` needs to know about one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Policy {
     /// Name of the profile this policy came from (`"default"` for the embedded default).
     pub profile: String,
@@ -88,7 +88,7 @@ impl Policy {
 }
 
 /// What `/` is inside the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "path", rename_all = "snake_case")]
 pub enum RootFs {
     /// A tmpfs root with the host's `/usr` and a few `/etc` files bound read-only.
@@ -98,14 +98,14 @@ pub enum RootFs {
     Dir(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {
     pub source: PathBuf,
     pub target: PathBuf,
     pub writable: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyIn {
     /// Host path of a regular file; symlinks are refused.
     pub source: PathBuf,
@@ -114,13 +114,13 @@ pub struct CopyIn {
 }
 
 /// Limits of one run. `None` means "no limit of this kind".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     /// Wall-clock time, enforced by the supervisor (kills the whole tree).
-    #[serde(serialize_with = "ser_opt_ms")]
+    #[serde(serialize_with = "ser_opt_ms", deserialize_with = "de_opt_ms")]
     pub wall: Option<Duration>,
     /// CPU time of the whole sandbox (cgroup accounting, RLIMIT_CPU per process as a backstop).
-    #[serde(serialize_with = "ser_opt_ms")]
+    #[serde(serialize_with = "ser_opt_ms", deserialize_with = "de_opt_ms")]
     pub cpu: Option<Duration>,
     /// Memory in bytes (cgroup `memory.max`, or RLIMIT_AS without cgroups).
     pub memory: Option<u64>,
@@ -163,6 +163,10 @@ impl Default for Limits {
     }
 }
 
+fn de_opt_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+}
+
 fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_some(&(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
@@ -170,7 +174,7 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputMode {
     /// Kill the sandbox; the verdict says `output_limit`.
@@ -181,7 +185,7 @@ pub enum OutputMode {
 }
 
 /// Network inside the sandbox. There is always a fresh network namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
     /// No interfaces up; only `AF_UNIX` sockets may be created.
@@ -192,7 +196,7 @@ pub enum NetworkMode {
 }
 
 /// What seccomp does with a syscall outside the allowlist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SeccompDefault {
     /// Kill the whole process; the verdict says `seccomp_violation`.
@@ -204,7 +208,7 @@ pub enum SeccompDefault {
     Log,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SeccompPolicy {
     pub default_action: SeccompDefault,
     /// Named syscall groups added to the base allowlist (see `crate::seccomp::GROUPS`).
@@ -213,7 +217,7 @@ pub struct SeccompPolicy {
     pub extra_allow: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct LandlockPolicy {
     /// Extra paths readable (and executable) beyond `/`.
     pub read: Vec<PathBuf>,
@@ -222,7 +226,7 @@ pub struct LandlockPolicy {
 }
 
 /// Layers a policy allows to be weaker than asked. Everything else fails closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct BestEffort {
     /// Run even if Landlock is not available (the verdict says `landlock.status: not_enforced`).
     pub landlock: bool,
@@ -246,7 +250,7 @@ impl BestEffort {
 }
 
 /// How the pre-execution analysis is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalysisMode {
     #[default]
@@ -257,13 +261,15 @@ pub enum AnalysisMode {
     Enforce,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalysisPolicy {
     pub mode: AnalysisMode,
     /// Preset name (`crate::analysis` presets).
     pub preset: String,
     /// Language of the code (`python`, `javascript`, `shell`); `None` means "guess from argv".
     pub language: Option<String>,
+    /// Severity at or above which code is unsafe; `None` means the preset's own threshold.
+    pub threshold: Option<crate::analysis::Severity>,
 }
 
 impl Default for AnalysisPolicy {
@@ -272,12 +278,13 @@ impl Default for AnalysisPolicy {
             mode: AnalysisMode::Off,
             preset: "production".into(),
             language: None,
+            threshold: None,
         }
     }
 }
 
 /// How code given as text (API `code`, a profile's `[run]`) reaches the interpreter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeDelivery {
     pub via: CodeVia,
     /// In `argument` mode, the option placed before the code (`-c`, `-e`); `None` for none.
@@ -300,7 +307,7 @@ impl Default for CodeDelivery {
 }
 
 /// The three ways code reaches an interpreter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeVia {
     /// As one argument after `flag` (`python3 -c CODE`).

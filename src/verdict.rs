@@ -4,12 +4,12 @@
 //! `docs/verdict.md`.
 
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::Limits;
 
 /// Why a run ended, most specific cause first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -41,7 +41,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuTime {
     pub user_ms: u64,
     pub system_ms: u64,
@@ -59,12 +59,12 @@ impl CpuTime {
 }
 
 /// One captured output stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stream {
     /// The captured bytes: UTF-8 text, or base64 when `encoding` says so.
     pub data: String,
     /// `utf-8` or `base64` (when the bytes are not valid UTF-8).
-    pub encoding: &'static str,
+    pub encoding: String,
     /// Bytes the payload wrote to the stream (including any discarded past the cap).
     pub bytes: u64,
     /// Whether `data` holds fewer bytes than the payload wrote.
@@ -82,7 +82,7 @@ impl Stream {
         };
         Stream {
             data,
-            encoding,
+            encoding: encoding.to_string(),
             bytes: total,
             truncated: total > captured.len() as u64,
         }
@@ -90,7 +90,7 @@ impl Stream {
 }
 
 /// Which isolation layers were really active in this run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enforced {
     pub userns: bool,
     pub pidns: bool,
@@ -109,7 +109,7 @@ pub struct Enforced {
     pub cgroup: CgroupEnforced,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockStatus {
     /// `fully_enforced`, `partially_enforced` or `not_enforced`.
     pub status: String,
@@ -117,7 +117,7 @@ pub struct LandlockStatus {
     pub abi: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompStatus {
     pub enabled: bool,
     /// `kill`, `errno` or `log`.
@@ -127,7 +127,7 @@ pub struct SeccompStatus {
 }
 
 /// What the limit manager enforced (see `crate::cgroup`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupEnforced {
     /// `v2`, `v1`, `hybrid` or `none`.
     pub backend: String,
@@ -139,7 +139,7 @@ pub struct CgroupEnforced {
 }
 
 /// A finding of the pre-execution analysis, as it appears in the verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyFinding {
     pub rule: String,
     pub severity: String,
@@ -148,7 +148,7 @@ pub struct PolicyFinding {
     pub column: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyReport {
     pub preset: String,
     pub mode: String,
@@ -157,13 +157,13 @@ pub struct PolicyReport {
 }
 
 /// The seccomp violation that ended the run, when it could be identified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompViolation {
     pub syscall: Option<String>,
     pub nr: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     pub status: Status,
     pub exit_code: Option<i32>,
@@ -258,6 +258,17 @@ mod tests {
             verdict(Status::RejectedByPolicy, None, None).exit_code(),
             126
         );
+    }
+
+    #[test]
+    fn verdicts_round_trip_through_json() {
+        let mut v = verdict(Status::Oom, None, Some(9));
+        v.limits.wall = Some(std::time::Duration::from_millis(1500));
+        v.stdout = Stream::new(&[0xff], 1);
+        let back: Verdict = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back.status, Status::Oom);
+        assert_eq!(back.limits, v.limits);
+        assert_eq!(back.stdout, v.stdout);
     }
 
     #[test]

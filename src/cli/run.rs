@@ -198,6 +198,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         limits: manager.as_ref(),
         forward_signals: true,
         files: files.into_iter().map(|f| (f.target, f.contents)).collect(),
+        cancel: None,
     };
     let mut verdict = sandbox::run(&policy, &opts);
     verdict.policy = report_policy;

@@ -7,13 +7,14 @@ mod supervise;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use nix::errno::Errno;
 
-pub use self::supervise::{Echo, Stdin};
+pub use self::supervise::{Channel, Echo, Stdin};
 use crate::cgroup::{LimitManager, RunGroup};
 use crate::fs::{self, HostLayout};
 use crate::policy::{Policy, SeccompDefault};
@@ -24,7 +25,7 @@ use crate::{caps, ns, rlimit, seccomp, sys};
 pub struct RunOptions<'a> {
     pub stdin: Stdin,
     /// Copy the payload's output to our own stdout/stderr as it arrives (the CLI without `--json`).
-    pub echo: Echo,
+    pub echo: Echo<'a>,
     /// The limit manager (cgroups); `None` runs with rlimits only.
     pub limits: Option<&'a LimitManager>,
     /// Forward SIGINT/SIGTERM/SIGHUP of this process to the sandbox (the CLI).
@@ -32,6 +33,16 @@ pub struct RunOptions<'a> {
     /// Files given as content, created in the work dir before the payload starts (absolute
     /// sandbox paths under a writable mount, e.g. `/sandbox/main.py`).
     pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// When this fd becomes readable or hangs up, the run is killed (the service's client went
+    /// away). The verdict then says `signaled` with a "cancelled" message.
+    pub cancel: Option<std::os::fd::BorrowedFd<'a>>,
+}
+
+impl Default for RunOptions<'_> {
+    /// No stdin, no echo, no cgroup limits, no signal forwarding, no extra files.
+    fn default() -> Self {
+        RunOptions { stdin: Stdin::Null, echo: Echo::Off, limits: None, forward_signals: false, files: Vec::new(), cancel: None }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -29,12 +29,22 @@ pub enum Stdin {
     Null,
 }
 
-/// Whether output is also copied live to our own stdout/stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Echo {
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Stdout,
+    Stderr,
+}
+
+/// Where output goes live, besides the capture in the verdict (which is always made).
+#[derive(Clone, Copy, Default)]
+pub enum Echo<'a> {
     #[default]
     Off,
+    /// Our own stdout/stderr (the CLI without `--json`).
     Stdio,
+    /// A callback per chunk (the service's workers stream events with it).
+    Callback(&'a dyn Fn(Channel, &[u8])),
 }
 
 /// How often the CPU-time limit is checked against the cgroup's accounting.
@@ -71,6 +81,7 @@ pub(super) struct Outcome {
     stderr: Capture,
     wall: Duration,
     seccomp_nr: Option<i64>,
+    cancelled: bool,
 }
 
 impl Supervisor<'_> {
@@ -103,6 +114,7 @@ impl Supervisor<'_> {
             },
             wall: Duration::ZERO,
             seccomp_nr: None,
+            cancelled: false,
         };
         let mut proto_open = true;
         let mut reader = protocol::Reader::default();
@@ -140,8 +152,9 @@ impl Supervisor<'_> {
                     timeout = timeout.min(CPU_POLL);
                 }
             }
-            // Slots: 0 pidfd, 1 stdout, 2 stderr, 3 proto, 4 stdin source, 5 stdin pipe, 6 event, 7 signals.
-            let slots: [Option<(BorrowedFd, PollFlags)>; 8] = [
+            // Slots: 0 pidfd, 1 stdout, 2 stderr, 3 proto, 4 stdin source, 5 stdin pipe, 6 event,
+            // 7 signals, 8 cancel.
+            let slots: [Option<(BorrowedFd, PollFlags)>; 9] = [
                 init_done
                     .is_none()
                     .then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
@@ -158,9 +171,10 @@ impl Supervisor<'_> {
                     .and_then(RunGroup::event_fd)
                     .map(|fd| (fd, PollFlags::POLLIN)),
                 signals.as_ref().map(|s| (s.as_fd(), PollFlags::POLLIN)),
+                opts.cancel.filter(|_| !out.cancelled).map(|fd| (fd, PollFlags::POLLIN)),
             ];
-            let mut pfds: Vec<PollFd> = Vec::with_capacity(8);
-            let mut index = [usize::MAX; 8];
+            let mut pfds: Vec<PollFd> = Vec::with_capacity(9);
+            let mut index = [usize::MAX; 9];
             for (slot, entry) in slots.iter().enumerate() {
                 if let Some((fd, flags)) = entry {
                     index[slot] = pfds.len();
@@ -179,7 +193,7 @@ impl Supervisor<'_> {
                 index[slot] != usize::MAX
                     && pfds[index[slot]].revents().is_some_and(|r| !r.is_empty())
             };
-            let ready: [bool; 8] = std::array::from_fn(ready);
+            let ready: [bool; 9] = std::array::from_fn(ready);
             drop(pfds);
             if ready[1] {
                 self.read_stream(&stdout, 1, &mut out, &mut buf, opts.echo);
@@ -232,6 +246,11 @@ impl Supervisor<'_> {
                         self.kill(&mut out, Status::Signaled);
                     }
                 }
+            }
+            if ready[8] {
+                // The caller went away (or asked to stop): nobody is left to read the result.
+                out.cancelled = true;
+                self.kill(&mut out, Status::Signaled);
             }
             if ready[0] {
                 if let Ok(status) = nix::sys::wait::waitid(
@@ -289,12 +308,14 @@ impl Supervisor<'_> {
         let keep = &buf[..n.min(room)];
         capture.data.extend_from_slice(keep);
         capture.total += n as u64;
-        if echo == Echo::Stdio && !keep.is_empty() {
-            let _ = if which == 1 {
-                std::io::stdout().write_all(keep)
-            } else {
-                std::io::stderr().write_all(keep)
-            };
+        if !keep.is_empty() {
+            let channel = if which == 1 { Channel::Stdout } else { Channel::Stderr };
+            match echo {
+                Echo::Off => {}
+                Echo::Stdio if channel == Channel::Stdout => drop(std::io::stdout().write_all(keep)),
+                Echo::Stdio => drop(std::io::stderr().write_all(keep)),
+                Echo::Callback(f) => f(channel, keep),
+            }
         }
         if capture.total > cap && self.policy.limits.output_mode == OutputMode::Kill {
             self.kill(out, Status::OutputLimit);
@@ -456,6 +477,9 @@ impl Outcome {
                 "cannot execute"
             };
             message = Some(format!("execve {path:?}: {errno} ({what})"));
+        }
+        if self.cancelled {
+            message = Some("cancelled: the caller went away before the run ended".into());
         }
         if status == Status::OutputLimit {
             message = Some(format!(
