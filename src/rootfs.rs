@@ -22,6 +22,22 @@ pub const MOUNTPOINTS: &[&str] = &["proc", "dev", "tmp", "sandbox"];
 /// Interpreters `verify` looks for and reports; the shipped language profiles use these.
 pub const KNOWN_INTERPRETERS: &[&str] = &["sh", "bash", "python3", "node", "perl"];
 
+/// A one-line program that makes `interpreter` print its version (`NAME --version` for others).
+pub fn version_probe(interpreter: &str) -> Vec<String> {
+    let args: &[&str] = match interpreter {
+        "sh" => &["-c", "echo ok"],
+        "bash" => &["-c", "echo $BASH_VERSION"],
+        "python3" => &["-c", "import sys; print(sys.version.split()[0])"],
+        "node" => &["-e", "console.log(process.version)"],
+        "perl" => &["-e", "print qq($^V\\n)"],
+        _ => &["--version"],
+    };
+    std::iter::once(interpreter)
+        .chain(args.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The sandbox's `PATH` (see `crate::policy::default_env`), relative to the root.
 const PATH_DIRS: &[&str] = &["usr/local/bin", "usr/bin", "bin"];
 
@@ -104,7 +120,13 @@ impl Report {
         self.checks.iter().all(|c| c.status != CheckStatus::Fail)
     }
 
-    fn push(&mut self, status: CheckStatus, name: impl Into<String>, message: impl Into<String>) {
+    /// Add a check made elsewhere (the CLI runs the interpreters in a sandbox).
+    pub fn push(
+        &mut self,
+        status: CheckStatus,
+        name: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.checks.push(Check {
             status,
             name: name.into(),

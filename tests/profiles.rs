@@ -587,37 +587,41 @@ fn cli_validate_prints_the_position_and_fails() {
     assert_eq!(list.as_array().unwrap().len(), BUILTIN.len());
 }
 
-/// Every shipped profile runs a hello-world end to end. Needs `stockade run --profile`; until the
-/// run command has it, the test says so and checks only that the profiles load.
+/// Every shipped profile runs a hello-world end to end, given as arguments after `--` and, for
+/// language profiles, as code delivered the profile's way (`--code`). Needs `stockade run
+/// --profile`; until the run command has it, the test says so and checks nothing more.
 #[test]
 fn every_shipped_profile_runs_hello_world() {
     let bin = env!("CARGO_BIN_EXE_stockade");
     let help = Command::new(bin).args(["run", "--help"]).output().unwrap();
-    if !String::from_utf8_lossy(&help.stdout).contains("--profile") {
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    if !help.contains("--profile") {
         eprintln!("skipped: `stockade run --help` does not mention --profile yet");
         return;
     }
     for (name, _) in BUILTIN {
         let p = loader(&[]).load(name).unwrap();
-        let args: Vec<String> = match p.policy.argv.first().map(String::as_str) {
-            Some("python3") => vec!["-c".into(), "print('hello')".into()],
-            Some("node") => vec!["-e".into(), "console.log('hello')".into()],
-            Some("perl") => vec!["-e".into(), "print \"hello\\n\"".into()],
-            Some(_) => vec!["-c".into(), "echo hello".into()],
-            None => vec!["/bin/sh".into(), "-c".into(), "echo hello".into()],
+        let (args, code): (Vec<&str>, &str) = match p.policy.argv.first().map(String::as_str) {
+            Some("python3") => (vec!["-c", "print('hello')"], "print('hello')"),
+            Some("node") => (vec!["-e", "console.log('hello')"], "console.log('hello')"),
+            Some("perl") => (vec!["-e", "print \"hello\\n\""], "print \"hello\\n\""),
+            Some(_) => (vec!["-c", "echo hello"], "echo hello"),
+            None => (vec!["/bin/sh", "-c", "echo hello"], ""),
         };
-        let out = Command::new(bin)
-            .args(["run", "--profile", name, "--"])
-            .args(&args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.trim() == "hello",
-            "{name}: status {:?}\nstdout: {stdout}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut runs = vec![[&["run", "--profile", name, "--"][..], &args[..]].concat()];
+        if !code.is_empty() && help.contains("--code") {
+            runs.push(vec!["run", "--profile", name, "--code", code]);
+        }
+        for run in runs {
+            let out = Command::new(bin).args(&run).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.trim() == "hello",
+                "{run:?}: status {:?}\nstdout: {stdout}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
 
@@ -675,4 +679,74 @@ fn docs_document_every_field() {
         }
     }
     assert!(count > 35, "only {count} fields found");
+}
+
+/// A tiny rootfs from the host's dash and the libraries `ldd` names, readable by the sandbox's
+/// unprivileged outer uid.
+fn dash_root() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["proc", "dev", "tmp", "sandbox", "usr/bin"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+    std::fs::copy("/usr/bin/dash", root.join("usr/bin/sh")).unwrap();
+    let ldd = Command::new("ldd").arg("/usr/bin/dash").output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let target = root.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &target).unwrap();
+    }
+    dir
+}
+
+fn verify_json(root: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(["rootfs", "verify", "--json"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+fn check_named<'r>(report: &'r serde_json::Value, name: &str) -> &'r serde_json::Value {
+    let checks = report["checks"].as_array().unwrap();
+    checks
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}: {report}"))
+}
+
+#[test]
+fn rootfs_verify_runs_the_interpreters_it_finds() {
+    let dir = dash_root();
+    let (code, report) = verify_json(dir.path());
+    assert_eq!(code, Some(0), "{report}");
+    let ran = check_named(&report, "runs sh");
+    assert_eq!(
+        (ran["status"].as_str(), ran["message"].as_str()),
+        (Some("ok"), Some("ok")),
+        "{report}"
+    );
+
+    // The file checks pass (the loader is there), but without libc the shell cannot start.
+    let ldd = Command::new("ldd").arg("/usr/bin/dash").output().unwrap();
+    let libc = String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with('/') && w.contains("libc.so"))
+        .map(str::to_string)
+        .unwrap();
+    std::fs::remove_file(dir.path().join(libc.trim_start_matches('/'))).unwrap();
+    let (code, report) = verify_json(dir.path());
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(check_named(&report, "interpreter sh")["status"], "ok");
+    let ran = check_named(&report, "runs sh");
+    assert_eq!(ran["status"], "fail", "{report}");
 }
