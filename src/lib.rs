@@ -6,8 +6,9 @@
 
 pub mod analysis;
 pub mod caps;
-pub mod cli;
 pub mod cgroup;
+pub mod daemon;
+pub mod cli;
 pub mod fs;
 pub mod landlock;
 pub mod ns;

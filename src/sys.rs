@@ -314,3 +314,23 @@ pub fn arg_env_ranges() -> [(usize, usize); 2] {
     let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
     [(get(48), get(49)), (get(50), get(51))]
 }
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(ret)?;
+    // SAFETY: the kernel returned a fresh fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(RawFd::try_from(fd).map_err(|_| Errno::EBADF)?) })
+}
+
+/// Set SIGCHLD to SIG_IGN (children are reaped by the kernel) or back to SIG_DFL.
+pub fn set_sigchld_ignored(ignored: bool) -> Result<(), Errno> {
+    let handler = if ignored {
+        nix::sys::signal::SigHandler::SigIgn
+    } else {
+        nix::sys::signal::SigHandler::SigDfl
+    };
+    // SAFETY: SIG_IGN and SIG_DFL are not functions; no handler code runs.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, handler) }.map(drop)
+}

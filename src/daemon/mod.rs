@@ -1,0 +1,3 @@
+//! `stockade serve`: the host service.
+
+pub mod launcher;
