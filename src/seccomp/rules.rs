@@ -1,0 +1,402 @@
+//! The seccomp policy as reviewed data: every allowed, checked or denied system call with a
+//! one-line reason (firecracker's `resources/seccomp/*.json` "comment" habit).
+//!
+//! The base list is what python3, node 20 and dash/bash need with threads and subprocesses,
+//! measured with `strace -f` over workloads that use threads, subprocesses, files, pipes, signals,
+//! timers and sockets, then checked under the filter itself in kill mode (see docs/seccomp.md).
+//! Variants of the same operation (legacy `open`/`stat` next to `openat`/`statx`) are allowed with
+//! it: the path checks belong to Landlock and the read-only root, not to the syscall number.
+
+/// An argument check on one syscall; compiled to a few BPF instructions after the number match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// `clone(flags, ...)`: allowed only when no `CLONE_NEW*` bit is set in the flags.
+    CloneNoNamespace,
+    /// `socket(domain, ...)`: allowed only for the families of the network mode.
+    SocketFamily,
+    /// `socketpair(domain, ...)`: `AF_UNIX` only.
+    SocketpairUnix,
+    /// `ioctl(fd, request, ...)`: everything except the terminal-injection requests.
+    IoctlNoTiocsti,
+    /// `personality(persona)`: query (`0xffffffff`) or plain `PER_LINUX` only.
+    PersonalityQueryOrLinux,
+}
+
+/// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
+/// CLONE_NEWNET`. `CLONE_NEWTIME` (0x80) is not listed: for `clone(2)` that bit lies in the exit
+/// signal byte (CSIGNAL), so the kernel never reads it as a namespace flag there.
+pub(crate) const CLONE_NEW_MASK: u32 =
+    0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
+/// `TIOCSTI` pushes bytes into a terminal's input queue (CVE-2017-5226 in bubblewrap).
+pub(crate) const TIOCSTI: u32 = 0x5412;
+/// `TIOCLINUX` selection paste on a virtual console: the same injection on a VT.
+pub(crate) const TIOCLINUX: u32 = 0x541C;
+/// `personality(0xffffffff)` returns the current persona without changing it.
+pub(crate) const PERSONALITY_QUERY: u32 = 0xffff_ffff;
+/// `PER_LINUX`, the only persona a payload may set.
+pub(crate) const PER_LINUX: u32 = 0;
+
+/// Always allowed, without argument checks.
+#[rustfmt::skip]
+pub(crate) const BASE: &[(&str, &str)] = &[
+    // Descriptors and file contents.
+    ("read", "read from open descriptors"),
+    ("write", "write to open descriptors (stdout, pipes, files)"),
+    ("readv", "vectored reads (libuv, python io)"),
+    ("writev", "vectored writes (libuv, glibc stdio)"),
+    ("pread64", "positioned reads (ld.so reading ELF headers)"),
+    ("pwrite64", "positioned writes (sqlite, os.pwrite)"),
+    ("preadv", "positioned vectored reads (libuv fs)"),
+    ("pwritev", "positioned vectored writes (libuv fs)"),
+    ("preadv2", "positioned vectored reads with flags (libuv fs)"),
+    ("pwritev2", "positioned vectored writes with flags (libuv fs)"),
+    ("lseek", "seek in files"),
+    ("open", "open files (legacy number of openat; paths are Landlock's job)"),
+    ("openat", "open files (paths are confined by Landlock and the read-only root)"),
+    ("openat2", "open files with RESOLVE_* restrictions (only narrows openat)"),
+    ("close", "close descriptors"),
+    ("close_range", "close inherited descriptors before exec (python subprocess)"),
+    ("dup", "duplicate descriptors"),
+    ("dup2", "redirect descriptors (shells, subprocess)"),
+    ("dup3", "redirect descriptors with O_CLOEXEC"),
+    ("fcntl", "descriptor flags, O_NONBLOCK, record locks"),
+    ("flock", "advisory whole-file locks"),
+    ("pipe", "pipes (legacy number of pipe2)"),
+    ("pipe2", "pipes for shell pipelines and subprocess output"),
+    ("sendfile", "in-kernel copy (shutil.copyfile, libuv fs.copyFile)"),
+    ("copy_file_range", "in-kernel copy (node fs.copyFile, python shutil)"),
+    ("fadvise64", "read-ahead hints (python, coreutils)"),
+    ("fallocate", "preallocate file space (within the tmpfs size cap)"),
+    ("truncate", "truncate files by path"),
+    ("ftruncate", "truncate open files"),
+    ("fsync", "flush a file (a no-op on tmpfs)"),
+    ("fdatasync", "flush file data (a no-op on tmpfs)"),
+    // Metadata and directories.
+    ("stat", "file status (legacy number)"),
+    ("fstat", "file status of descriptors"),
+    ("lstat", "file status without following symlinks (legacy number)"),
+    ("newfstatat", "file status (glibc stat family)"),
+    ("statx", "extended file status (node, coreutils)"),
+    ("statfs", "filesystem status (python, df)"),
+    ("fstatfs", "filesystem status of descriptors"),
+    ("access", "permission checks (legacy number)"),
+    ("faccessat", "permission checks"),
+    ("faccessat2", "permission checks with flags (glibc >= 2.33)"),
+    ("getdents", "list directories (legacy number)"),
+    ("getdents64", "list directories (os.listdir, readdir)"),
+    ("getcwd", "current directory"),
+    ("chdir", "change directory (cd, subprocess cwd)"),
+    ("fchdir", "change directory by descriptor"),
+    ("mkdir", "create directories (legacy number)"),
+    ("mkdirat", "create directories"),
+    ("rmdir", "remove directories"),
+    ("mknod", "FIFOs (legacy number; device nodes need a dropped capability)"),
+    ("mknodat", "FIFOs for mkfifo (device nodes need a dropped capability)"),
+    ("unlink", "remove files (legacy number)"),
+    ("unlinkat", "remove files (shutil.rmtree, rm)"),
+    ("rename", "rename files (legacy number)"),
+    ("renameat", "rename files"),
+    ("renameat2", "rename files with flags (node, mv)"),
+    ("link", "hard links (legacy number)"),
+    ("linkat", "hard links"),
+    ("symlink", "symbolic links (legacy number)"),
+    ("symlinkat", "symbolic links"),
+    ("readlink", "read symlinks (legacy number; /proc/self/exe)"),
+    ("readlinkat", "read symlinks"),
+    ("chmod", "file modes (legacy number)"),
+    ("fchmod", "file modes of descriptors"),
+    ("fchmodat", "file modes"),
+    ("fchmodat2", "file modes with flags (glibc >= 2.39 lchmod)"),
+    ("chown", "owners: tarfile/cp -p as sandbox root; only mapped ids are accepted"),
+    ("fchown", "owners of descriptors; only ids mapped in the user namespace are accepted"),
+    ("lchown", "owners of symlinks; only ids mapped in the user namespace are accepted"),
+    ("fchownat", "owners; only ids mapped in the user namespace are accepted"),
+    ("utime", "file times (legacy number)"),
+    ("utimes", "file times (legacy number)"),
+    ("futimesat", "file times (legacy number)"),
+    ("utimensat", "file times (touch, os.utime)"),
+    ("umask", "file creation mask (shells, tempfile)"),
+    ("getxattr", "read extended attributes (shutil.copy2, cp -a)"),
+    ("lgetxattr", "read extended attributes of symlinks"),
+    ("fgetxattr", "read extended attributes of descriptors"),
+    ("listxattr", "list extended attributes (shutil.copy2)"),
+    ("llistxattr", "list extended attributes of symlinks (shutil.copystat)"),
+    ("flistxattr", "list extended attributes of descriptors"),
+    ("setxattr", "write user.* attributes on the writable tmpfs"),
+    ("lsetxattr", "write user.* attributes of symlinks"),
+    ("fsetxattr", "write user.* attributes of descriptors"),
+    ("removexattr", "remove extended attributes"),
+    ("lremovexattr", "remove extended attributes of symlinks"),
+    ("fremovexattr", "remove extended attributes of descriptors"),
+    // Waiting for events.
+    ("poll", "wait on descriptors"),
+    ("ppoll", "wait on descriptors with a signal mask"),
+    ("select", "wait on descriptors (legacy interface)"),
+    ("pselect6", "wait on descriptors (python select, dash)"),
+    ("epoll_create", "event loops (legacy number)"),
+    ("epoll_create1", "event loops (libuv, asyncio)"),
+    ("epoll_ctl", "event loop registration"),
+    ("epoll_wait", "event loop wait"),
+    ("epoll_pwait", "event loop wait (libuv)"),
+    ("epoll_pwait2", "event loop wait with a timespec timeout"),
+    ("eventfd", "event counters (legacy number)"),
+    ("eventfd2", "event counters (libuv thread wake-ups)"),
+    // Memory.
+    ("brk", "heap"),
+    ("mmap", "memory mappings (ld.so, malloc, V8)"),
+    ("munmap", "unmap memory"),
+    ("mprotect", "change protections (ld.so RELRO, V8 JIT)"),
+    ("mremap", "grow mappings (glibc realloc)"),
+    ("madvise", "memory hints (malloc trimming, V8, thread stacks)"),
+    ("msync", "flush shared mappings (python mmap)"),
+    ("pkey_alloc", "memory protection keys (V8 probes them for JIT pages)"),
+    ("pkey_free", "memory protection keys"),
+    ("pkey_mprotect", "memory protection keys"),
+    // Processes and threads.
+    ("fork", "new processes (legacy number)"),
+    ("vfork", "new processes (python subprocess via vfork)"),
+    ("execve", "run programs (the payload itself, shells, subprocess)"),
+    ("exit", "end a thread"),
+    ("exit_group", "end the process"),
+    ("wait4", "reap children (shells, subprocess)"),
+    ("waitid", "reap children (os.waitid, libuv)"),
+    ("kill", "signal processes (only the sandbox's own pid namespace is visible)"),
+    ("tgkill", "signal a thread (raise, abort, pthread_kill)"),
+    ("pidfd_open", "process handles (python asyncio child watcher)"),
+    ("pidfd_send_signal", "signal through a process handle"),
+    ("getpid", "own process id"),
+    ("getppid", "parent process id"),
+    ("gettid", "own thread id"),
+    ("getpgrp", "process group (shells)"),
+    ("getpgid", "process group of a process"),
+    ("setpgid", "process groups for shell jobs"),
+    ("getsid", "session id"),
+    ("setsid", "new session (subprocess start_new_session, setsid)"),
+    ("getuid", "user id"),
+    ("geteuid", "effective user id"),
+    ("getgid", "group id"),
+    ("getegid", "effective group id"),
+    ("getgroups", "supplementary groups (id, bash)"),
+    ("getresuid", "user ids"),
+    ("getresgid", "group ids"),
+    ("capget", "read own capabilities (node checks them at start-up; all are dropped)"),
+    ("set_tid_address", "thread start-up (glibc)"),
+    ("set_robust_list", "thread start-up: robust futexes (glibc)"),
+    ("rseq", "restartable sequences (glibc >= 2.35 registers one per thread)"),
+    ("futex", "thread synchronisation"),
+    ("arch_prctl", "thread-local storage set-up (ld.so)"),
+    ("prctl", "thread names, PDEATHSIG (anything privileged needs a dropped capability)"),
+    ("sched_yield", "yield the CPU (spin locks)"),
+    ("sched_getaffinity", "CPU count (os.cpu_count, libuv thread pool)"),
+    ("getrusage", "resource usage (time, python resource)"),
+    ("times", "process times (shell times builtin)"),
+    ("prlimit64", "read and lower own limits (ulimit; raising needs a dropped capability)"),
+    ("getrlimit", "read own limits (legacy number)"),
+    ("setrlimit", "lower own limits (legacy number)"),
+    ("uname", "kernel name and version"),
+    ("sysinfo", "memory and uptime (node os.totalmem)"),
+    ("getrandom", "random bytes (hash seeds, crypto)"),
+    // Signals and time.
+    ("rt_sigaction", "signal handlers"),
+    ("rt_sigprocmask", "signal masks"),
+    ("rt_sigreturn", "return from signal handlers"),
+    ("rt_sigsuspend", "wait for signals (shell wait)"),
+    ("rt_sigpending", "pending signals"),
+    ("rt_sigtimedwait", "wait for signals (signal.sigtimedwait)"),
+    ("sigaltstack", "alternate signal stacks (python faulthandler, node)"),
+    ("restart_syscall", "resume interrupted sleeps"),
+    ("pause", "wait for a signal"),
+    ("alarm", "signal.alarm"),
+    ("getitimer", "interval timers"),
+    ("setitimer", "interval timers (signal.setitimer)"),
+    ("nanosleep", "sleep"),
+    ("clock_nanosleep", "sleep (time.sleep, sleep)"),
+    ("clock_gettime", "clocks (vDSO fallback)"),
+    ("clock_getres", "clock resolution"),
+    ("gettimeofday", "wall clock (vDSO fallback)"),
+    ("time", "wall clock (vDSO fallback)"),
+    // Sockets (families are checked at socket(); the network namespace has no route out).
+    ("connect", "connect sockets (NSS over AF_UNIX, loopback clients)"),
+    ("sendto", "send on sockets"),
+    ("recvfrom", "receive on sockets"),
+    ("sendmsg", "send with ancillary data (descriptor passing)"),
+    ("recvmsg", "receive with ancillary data"),
+    ("shutdown", "half-close sockets"),
+    ("getsockname", "local socket address (python socketpair, libuv)"),
+    ("getpeername", "peer socket address"),
+    ("getsockopt", "socket options (SO_TYPE probes on stdio)"),
+    ("setsockopt", "socket options (TCP_NODELAY, SO_REUSEADDR)"),
+];
+
+/// Allowed when an argument check passes; any other value gets the hard deny action.
+pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
+    (
+        "clone",
+        Check::CloneNoNamespace,
+        "threads and fork; CLONE_NEW* would create namespaces the sandbox does not control",
+    ),
+    (
+        "socket",
+        Check::SocketFamily,
+        "AF_UNIX always (NSS, IPC); AF_INET/AF_INET6 only with network = loopback",
+    ),
+    (
+        "socketpair",
+        Check::SocketpairUnix,
+        "AF_UNIX pairs (asyncio self-pipe, multiprocessing); other families load protocol code",
+    ),
+    (
+        "ioctl",
+        Check::IoctlNoTiocsti,
+        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input (low 32 bits compared)",
+    ),
+    (
+        "personality",
+        Check::PersonalityQueryOrLinux,
+        "query or PER_LINUX; READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO aid exploits",
+    ),
+];
+
+/// Fail with ENOSYS whatever the default action, so the caller falls back.
+#[rustfmt::skip]
+pub(crate) const ENOSYS: &[(&str, &str)] = &[
+    ("clone3", "its flags live in memory BPF cannot read; glibc falls back to clone on ENOSYS"),
+    ("io_uring_setup", "io_uring runs operations seccomp never sees; callers fall back on ENOSYS"),
+    ("io_uring_enter", "io_uring (see io_uring_setup)"),
+    ("io_uring_register", "io_uring (see io_uring_setup)"),
+];
+
+/// Never allowed, whatever a profile says; naming one in `extra_allow` is an error.
+#[rustfmt::skip]
+pub(crate) const DENIED: &[(&str, &str)] = &[
+    ("unshare", "new namespaces are the sandbox's own job"),
+    ("setns", "joining other namespaces"),
+    ("mount", "the mount tree is fixed before the payload starts"),
+    ("umount2", "unmounting would expose the covered paths"),
+    ("pivot_root", "the root is fixed before the payload starts"),
+    ("chroot", "the root is fixed before the payload starts"),
+    ("fsopen", "new mount API"),
+    ("fsconfig", "new mount API"),
+    ("fsmount", "new mount API"),
+    ("fspick", "new mount API"),
+    ("move_mount", "new mount API"),
+    ("open_tree", "new mount API: clones mount trees"),
+    ("open_tree_attr", "new mount API: clones mount trees"),
+    ("mount_setattr", "new mount API: changes mount flags"),
+    ("ptrace", "inspecting or controlling other processes"),
+    ("process_vm_readv", "reading other processes' memory (ptrace access)"),
+    ("process_vm_writev", "writing other processes' memory (ptrace access)"),
+    ("pidfd_getfd", "stealing other processes' descriptors (ptrace access)"),
+    ("kcmp", "comparing kernel objects of other processes (ptrace access)"),
+    ("bpf", "eBPF: a large kernel attack surface"),
+    ("perf_event_open", "perf events: a large kernel attack surface and side channels"),
+    ("keyctl", "kernel keyrings are not namespaced"),
+    ("add_key", "kernel keyrings are not namespaced"),
+    ("request_key", "kernel keyrings are not namespaced"),
+    ("userfaultfd", "stalls kernel page faults at will (a classic exploit primitive)"),
+    ("kexec_load", "replacing the kernel"),
+    ("kexec_file_load", "replacing the kernel"),
+    ("init_module", "loading kernel modules"),
+    ("finit_module", "loading kernel modules"),
+    ("delete_module", "unloading kernel modules"),
+    ("reboot", "rebooting the host"),
+    ("swapon", "host swap configuration"),
+    ("swapoff", "host swap configuration"),
+    ("open_by_handle_at", "opens files by handle, bypassing path checks (the shocker escape)"),
+    ("name_to_handle_at", "file handles for open_by_handle_at"),
+    ("iopl", "raw I/O port access"),
+    ("ioperm", "raw I/O port access"),
+    ("modify_ldt", "16-bit segments: old kernel attack surface"),
+    ("acct", "host process accounting"),
+    ("quotactl", "host disk quotas"),
+    ("quotactl_fd", "host disk quotas"),
+    ("syslog", "the host kernel log"),
+    ("settimeofday", "the host clock is not namespaced"),
+    ("clock_settime", "the host clock is not namespaced"),
+    ("clock_adjtime", "the host clock is not namespaced"),
+    ("adjtimex", "the host clock is not namespaced"),
+    ("uselib", "obsolete a.out loader"),
+    ("nfsservctl", "obsolete"),
+    ("vhangup", "hangs up the controlling terminal"),
+    ("lookup_dcookie", "obsolete profiling interface"),
+];
+
+/// A named set of system calls a profile may add (`seccomp.groups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    pub name: &'static str,
+    /// Why a profile would want it, and why it is safe to grant.
+    pub reason: &'static str,
+    pub syscalls: &'static [&'static str],
+}
+
+/// The named groups a profile can add.
+#[rustfmt::skip]
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "network",
+        reason: "socket servers and batched I/O on the allowed families; implied by loopback",
+        syscalls: &["bind", "listen", "accept", "accept4", "sendmmsg", "recvmmsg"],
+    },
+    Group {
+        name: "process_control",
+        reason: "priority, CPU affinity and scheduling of the sandbox's own processes",
+        syscalls: &[
+            "getpriority", "setpriority", "sched_setaffinity", "sched_getparam", "sched_setparam",
+            "sched_getscheduler", "sched_setscheduler", "sched_getattr", "sched_setattr",
+            "sched_get_priority_max", "sched_get_priority_min", "ioprio_get", "ioprio_set",
+        ],
+    },
+    Group {
+        name: "timers",
+        reason: "POSIX interval timers and timerfd (coreutils timeout, some event loops)",
+        syscalls: &[
+            "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
+            "timerfd_create", "timerfd_settime", "timerfd_gettime",
+        ],
+    },
+    Group {
+        name: "ipc",
+        reason: "System V IPC and POSIX message queues, private to the sandbox's IPC namespace",
+        syscalls: &[
+            "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+            "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
+            "mq_timedreceive", "mq_notify", "mq_getsetattr",
+        ],
+    },
+    Group {
+        name: "fs_watch",
+        reason: "inotify file watching (node fs.watch, watchdog) on paths the sandbox can see",
+        syscalls: &["inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch"],
+    },
+    Group {
+        name: "aio",
+        reason: "Linux native asynchronous I/O (libaio users such as databases)",
+        syscalls: &[
+            "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
+        ],
+    },
+    Group {
+        name: "memory",
+        reason: "page locking (bounded by RLIMIT_MEMLOCK), memfd and residency queries",
+        syscalls: &[
+            "mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore", "memfd_create",
+            "membarrier",
+        ],
+    },
+];
+
+/// What the sandbox's PID-1 init does after forking the payload (measured with `strace -f` on
+/// `stockade run`, including a forwarded SIGTERM): wait for signals, forward them, reap, report
+/// over the protocol pipe, exit.
+#[rustfmt::skip]
+pub(crate) const INIT: &[(&str, &str)] = &[
+    ("rt_sigtimedwait", "wait for SIGCHLD and the forwarded signals (sigwait)"),
+    ("kill", "forward signals to the payload"),
+    ("wait4", "reap the payload and orphans"),
+    ("getrusage", "CPU time and peak RSS of the reaped children"),
+    ("write", "report the exit status over the protocol pipe"),
+    ("exit_group", "exit, tearing down the PID namespace"),
+    ("rt_sigreturn", "return from a signal handler, should one ever run"),
+    ("restart_syscall", "resume a call interrupted by a stop/continue"),
+];

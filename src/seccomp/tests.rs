@@ -1,0 +1,367 @@
+//! Unit tests: policy → BPF, checked instruction by instruction with the interpreter in
+//! `bpf.rs`; profile errors; the describe() table and docs/seccomp.md.
+
+use super::bpf::{self, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::*;
+
+/// The attach-cost cliff sits between 517 and 567 instructions (PLATFORM.md §1).
+const BUDGET: usize = 500;
+const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+const MODES: [SeccompDefault; 3] = [
+    SeccompDefault::Kill,
+    SeccompDefault::Errno,
+    SeccompDefault::Log,
+];
+const NETWORKS: [NetworkMode; 2] = [NetworkMode::None, NetworkMode::Loopback];
+
+fn policy(default_action: SeccompDefault) -> SeccompPolicy {
+    SeccompPolicy {
+        default_action,
+        ..SeccompPolicy::default()
+    }
+}
+
+fn nr(name: &str) -> u32 {
+    u32::try_from(syscall_number(name).expect(name)).expect(name)
+}
+
+fn eval(f: &Filters, name: &str, args: [u64; 6]) -> u32 {
+    bpf::run(f.program(), AUDIT_ARCH_X86_64, nr(name), args)
+}
+
+#[test]
+fn every_mode_compiles_under_the_budget() {
+    for mode in MODES {
+        for net in NETWORKS {
+            let f = compile(&policy(mode), net).unwrap();
+            assert!(
+                f.instructions() <= BUDGET,
+                "{mode:?}/{net:?}: {}",
+                f.instructions()
+            );
+        }
+    }
+    let all = SeccompPolicy {
+        groups: GROUPS.iter().map(|g| g.name.to_string()).collect(),
+        ..policy(SeccompDefault::Log)
+    };
+    let f = compile(&all, NetworkMode::Loopback).unwrap();
+    assert!(
+        f.instructions() <= BUDGET,
+        "all groups: {}",
+        f.instructions()
+    );
+    let init = compile_init().unwrap();
+    assert!(init.instructions() < 64, "init: {}", init.instructions());
+}
+
+#[test]
+fn every_syscall_number_gets_the_tabled_action() {
+    for mode in MODES {
+        for net in NETWORKS {
+            let f = compile(&policy(mode), net).unwrap();
+            let (default, hard) = actions(mode);
+            for n in 0..600u32 {
+                let name = syscall_name(i64::from(n)).unwrap_or("");
+                let listed = |t: &[(&str, &str)]| t.iter().any(|(x, _)| *x == name);
+                let loopback_group =
+                    net == NetworkMode::Loopback && GROUPS[0].syscalls.contains(&name);
+                let want = match name {
+                    // All-zero arguments: no CLONE_NEW*, request 0, PER_LINUX...
+                    "clone" | "ioctl" | "personality" => RET_ALLOW,
+                    // ...but domain 0 (AF_UNSPEC) is not an allowed family.
+                    "socket" | "socketpair" => hard,
+                    _ if listed(rules::BASE) || loopback_group => RET_ALLOW,
+                    _ if listed(rules::ENOSYS) => ENOSYS,
+                    _ if listed(rules::DENIED) => hard,
+                    _ => default,
+                };
+                let got = bpf::run(f.program(), AUDIT_ARCH_X86_64, n, [0; 6]);
+                assert_eq!(got, want, "{mode:?}/{net:?} nr {n} ({name})");
+            }
+            let x32 = nr("getpid") | X32_SYSCALL_BIT;
+            assert_eq!(bpf::run(f.program(), AUDIT_ARCH_X86_64, x32, [0; 6]), hard);
+            let i386 = 0x4000_0003; // AUDIT_ARCH_I386
+            assert_eq!(bpf::run(f.program(), i386, 20, [0; 6]), hard);
+        }
+    }
+}
+
+#[test]
+fn argument_checks() {
+    let high = 1u64 << 32;
+    for net in NETWORKS {
+        let f = compile(&policy(SeccompDefault::Kill), net).unwrap();
+        let kill = RET_KILL_PROCESS;
+        let one = |a: u64| [a, 0, 0, 0, 0, 0];
+        let two = |a: u64, b: u64| [a, b, 0, 0, 0, 0];
+        // clone: threads and fork pass, any namespace flag kills.
+        let thread_flags = 0x3d0f00; // glibc pthread_create's flags
+        assert_eq!(eval(&f, "clone", one(thread_flags)), RET_ALLOW);
+        assert_eq!(eval(&f, "clone", one(0x0100_0011)), RET_ALLOW, "fork");
+        for ns in [
+            0x20000u64,
+            0x0200_0000,
+            0x0400_0000,
+            0x0800_0000,
+            0x1000_0000,
+            0x2000_0000,
+            0x4000_0000,
+        ] {
+            assert_eq!(eval(&f, "clone", one(ns | 0x11)), kill, "{ns:#x}");
+        }
+        // socket: AF_UNIX always, AF_INET/AF_INET6 only for loopback, never netlink/packet.
+        let inet = if net == NetworkMode::Loopback {
+            RET_ALLOW
+        } else {
+            kill
+        };
+        assert_eq!(eval(&f, "socket", two(1, 1)), RET_ALLOW);
+        assert_eq!(eval(&f, "socket", two(2, 1)), inet);
+        assert_eq!(eval(&f, "socket", two(10, 1)), inet);
+        assert_eq!(
+            eval(&f, "socket", two(high | 2, 1)),
+            inet,
+            "high bits ignored like the kernel"
+        );
+        assert_eq!(eval(&f, "socket", two(16, 3)), kill, "AF_NETLINK");
+        assert_eq!(eval(&f, "socket", two(17, 3)), kill, "AF_PACKET");
+        assert_eq!(eval(&f, "socketpair", two(1, 1)), RET_ALLOW);
+        assert_eq!(eval(&f, "socketpair", two(2, 1)), kill);
+        // ioctl: TIOCSTI and TIOCLINUX by their low 32 bits.
+        for req in [0x5412, 0x541C, high | 0x5412, (0xdead << 32) | 0x541C] {
+            assert_eq!(eval(&f, "ioctl", two(0, req)), kill, "{req:#x}");
+        }
+        assert_eq!(eval(&f, "ioctl", two(0, 0x5401)), RET_ALLOW, "TCGETS");
+        assert_eq!(eval(&f, "ioctl", two(0, 0x5421)), RET_ALLOW, "FIONBIO");
+        // personality: query and PER_LINUX only.
+        assert_eq!(eval(&f, "personality", one(0xffff_ffff)), RET_ALLOW);
+        assert_eq!(eval(&f, "personality", one(0)), RET_ALLOW);
+        for bad in [0x0040_0000u64, 0x0004_0000, 0x0010_0000, 0x0008] {
+            assert_eq!(eval(&f, "personality", one(bad)), kill, "{bad:#x}");
+        }
+    }
+}
+
+#[test]
+fn log_mode_logs_unlisted_calls_but_still_refuses_the_hard_rules() {
+    let f = compile(&policy(SeccompDefault::Log), NetworkMode::None).unwrap();
+    assert_eq!(eval(&f, "getpriority", [0; 6]), RET_LOG);
+    assert_eq!(eval(&f, "mount", [0; 6]), EPERM);
+    assert_eq!(eval(&f, "clone", [0x1000_0000, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(eval(&f, "socket", [2, 1, 0, 0, 0, 0]), EPERM);
+    assert_eq!(eval(&f, "clone3", [0; 6]), ENOSYS);
+}
+
+#[test]
+fn groups_and_extra_allow_add_calls() {
+    let p = SeccompPolicy {
+        groups: vec!["ipc".into(), "timers".into()],
+        extra_allow: vec!["getpriority".into(), "read".into()],
+        ..policy(SeccompDefault::Errno)
+    };
+    let f = compile(&p, NetworkMode::None).unwrap();
+    for name in ["shmget", "timer_create", "getpriority", "read"] {
+        assert_eq!(eval(&f, name, [0; 6]), RET_ALLOW, "{name}");
+    }
+    assert_eq!(
+        eval(&f, "bind", [0; 6]),
+        EPERM,
+        "network group only with loopback"
+    );
+    let lo = compile(&policy(SeccompDefault::Errno), NetworkMode::Loopback).unwrap();
+    assert_eq!(eval(&lo, "listen", [0; 6]), RET_ALLOW);
+}
+
+#[test]
+fn profile_errors_name_the_culprit() {
+    let err = |groups: &[&str], extra: &[&str]| {
+        let p = SeccompPolicy {
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            extra_allow: extra.iter().map(|s| s.to_string()).collect(),
+            ..SeccompPolicy::default()
+        };
+        compile(&p, NetworkMode::None).unwrap_err().to_string()
+    };
+    let e = err(&["netwrk"], &[]);
+    assert!(
+        e.contains("`netwrk`") && e.contains("network, process_control"),
+        "{e}"
+    );
+    let e = err(&[], &["not_a_syscall"]);
+    assert!(
+        e.contains("`not_a_syscall`") && e.contains("unknown syscall"),
+        "{e}"
+    );
+    let e = err(&[], &["mount"]);
+    assert!(
+        e.contains("`mount`") && e.contains("cannot be allowed"),
+        "{e}"
+    );
+    let e = err(&[], &["io_uring_setup"]);
+    assert!(
+        e.contains("`io_uring_setup`") && e.contains("cannot be allowed"),
+        "{e}"
+    );
+    let e = err(&[], &["clone"]);
+    assert!(e.contains("`clone`") && e.contains("argument check"), "{e}");
+}
+
+#[test]
+fn tables_are_consistent() {
+    let mut all: Vec<&str> = Vec::new();
+    all.extend(rules::BASE.iter().map(|e| e.0));
+    all.extend(rules::CHECKED.iter().map(|e| e.0));
+    all.extend(rules::ENOSYS.iter().map(|e| e.0));
+    all.extend(rules::DENIED.iter().map(|e| e.0));
+    all.extend(GROUPS.iter().flat_map(|g| g.syscalls.iter().copied()));
+    for name in all.iter().chain(rules::INIT.iter().map(|e| &e.0)) {
+        assert!(
+            syscall_number(name).is_some(),
+            "{name} is not in the x86_64 table"
+        );
+    }
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    let dups: Vec<_> = sorted
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    assert!(dups.is_empty(), "listed twice: {dups:?}");
+    // DESIGN.md §1: these are denied in every profile.
+    for must in [
+        "unshare",
+        "setns",
+        "mount",
+        "pivot_root",
+        "ptrace",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "add_key",
+        "userfaultfd",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "swapon",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "open_by_handle_at",
+        "fsopen",
+        "fsmount",
+        "move_mount",
+        "open_tree",
+    ] {
+        assert!(extra_allowed(must).is_err(), "{must} must never be allowed");
+    }
+    let reasons = rules::BASE
+        .iter()
+        .map(|e| e.1)
+        .chain(rules::DENIED.iter().map(|e| e.1));
+    assert!(
+        reasons
+            .chain(GROUPS.iter().map(|g| g.reason))
+            .all(|r| r.len() > 3)
+    );
+}
+
+#[test]
+fn describe_covers_every_rule_with_a_reason() {
+    for mode in MODES {
+        for net in NETWORKS {
+            let p = SeccompPolicy {
+                groups: vec!["ipc".into()],
+                extra_allow: vec!["getpriority".into()],
+                ..policy(mode)
+            };
+            let f = compile(&p, net).unwrap();
+            let rows = describe(&p, net);
+            assert!(
+                rows.iter()
+                    .all(|r| !r.reason.is_empty() && !r.rule.is_empty())
+            );
+            let (default, _) = actions(mode);
+            for n in 0..600u32 {
+                // Arguments that fail every check, so checked calls differ from the default too.
+                let args = [u64::MAX; 6];
+                if bpf::run(f.program(), AUDIT_ARCH_X86_64, n, args) == default
+                    && bpf::run(f.program(), AUDIT_ARCH_X86_64, n, [0; 6]) == default
+                {
+                    continue;
+                }
+                let name = syscall_name(i64::from(n)).expect("only known numbers have rules");
+                assert!(rows.iter().any(|r| r.subject == name), "{name} has no row");
+            }
+            for subject in ["default", "arch", "x32"] {
+                assert!(rows.iter().any(|r| r.subject == subject));
+            }
+        }
+    }
+    let bad = SeccompPolicy {
+        groups: vec!["nope".into()],
+        ..SeccompPolicy::default()
+    };
+    let rows = describe(&bad, NetworkMode::None);
+    assert!(
+        rows.iter()
+            .any(|r| r.rule == "rejected" && r.reason.contains("`nope`"))
+    );
+}
+
+/// docs/seccomp.md carries the generated tables between these markers. Regenerate with
+/// `STOCKADE_BLESS=1 cargo test --lib seccomp::tests::docs_are_up_to_date`.
+const BEGIN: &str = "<!-- BEGIN GENERATED: seccomp::tests::docs_are_up_to_date -->\n";
+const END: &str = "<!-- END GENERATED -->\n";
+
+fn generated_docs() -> String {
+    let default = SeccompPolicy::default();
+    let mut out = String::from(BEGIN);
+    out.push_str("\n### Default profile (`network = none`, default action `kill`)\n\n");
+    out.push_str(&markdown_table(&describe(&default, NetworkMode::None)));
+    out.push_str("\n### What `network = loopback` changes\n\n");
+    let none = describe(&default, NetworkMode::None);
+    let changed: Vec<_> = describe(&default, NetworkMode::Loopback)
+        .into_iter()
+        .filter(|r| !none.contains(r))
+        .collect();
+    out.push_str(&markdown_table(&changed));
+    out.push_str("\n### Groups a profile can add (`seccomp.groups`)\n\n");
+    out.push_str("| group | syscalls | reason |\n|---|---|---|\n");
+    for g in GROUPS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            g.name,
+            g.syscalls.join(", "),
+            g.reason
+        ));
+    }
+    out.push_str("\n### The init's filter (`compile_init`)\n\n");
+    out.push_str(&markdown_table(&describe_init()));
+    out.push('\n');
+    out.push_str(END);
+    out
+}
+
+#[test]
+fn docs_are_up_to_date() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/seccomp.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/seccomp.md");
+    let start = doc.find(BEGIN).expect("begin marker in docs/seccomp.md");
+    let end = doc.find(END).expect("end marker in docs/seccomp.md") + END.len();
+    let fresh = generated_docs();
+    if doc[start..end] != fresh {
+        if std::env::var_os("STOCKADE_BLESS").is_some() {
+            let updated = format!("{}{}{}", &doc[..start], fresh, &doc[end..]);
+            std::fs::write(&path, updated).expect("write docs/seccomp.md");
+        } else {
+            panic!("docs/seccomp.md is out of date with describe(); rerun with STOCKADE_BLESS=1");
+        }
+    }
+}
