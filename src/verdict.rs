@@ -286,12 +286,12 @@ mod tests {
     fn streams_encode_binary_as_base64_and_count_truncation() {
         let s = Stream::new(b"hi\n", 3);
         assert_eq!(
-            (s.data.as_str(), s.encoding, s.truncated),
+            (s.data.as_str(), s.encoding.as_str(), s.truncated),
             ("hi\n", "utf-8", false)
         );
         let s = Stream::new(&[0xff, 0xfe], 10);
         assert_eq!(
-            (s.data.as_str(), s.encoding, s.bytes, s.truncated),
+            (s.data.as_str(), s.encoding.as_str(), s.bytes, s.truncated),
             ("//4=", "base64", 10, true)
         );
     }
