@@ -437,6 +437,19 @@ fn bad_values_point_at_the_value() {
         (4, 10, "rootfs.mounts.target")
     );
 
+    let e = invalid("description = \"x\"\n[policy]\nmode = \"warn\"\npreset = \"strikt\"\n");
+    assert_eq!(
+        (e.line, e.column, e.field.as_str()),
+        (4, 10, "policy.preset")
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `strict`?"));
+
+    let e = invalid("description = \"x\"\n[policy]\nlanguage = \"ruby\"\n");
+    assert_eq!(
+        e.message,
+        "`policy.language`: unknown value `ruby` (expected one of: python, javascript, shell)"
+    );
+
     let e = invalid("description = 5\n");
     assert_eq!((e.line, e.column, e.field.as_str()), (1, 15, "description"));
     assert!(e.message.contains("expected a string"), "{}", e.message);

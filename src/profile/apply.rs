@@ -21,20 +21,7 @@ use crate::policy::{
     AnalysisMode, BestEffort, BindMount, CodeVia, NetworkMode, OutputMode, Policy, RootFs,
     SeccompDefault,
 };
-use crate::{rootfs, seccomp};
-
-/// Analysis presets a profile may name (`[policy] preset`); they match the security presets.
-pub const ANALYSIS_PRESETS: &[&str] = &[
-    "minimal",
-    "development",
-    "production",
-    "educational",
-    "data_science",
-    "strict",
-];
-
-/// Languages the analyzer understands (`[policy] language`).
-pub const LANGUAGES: &[&str] = &["python", "javascript", "shell"];
+use crate::{analysis, rootfs, seccomp};
 
 /// What one file says about itself (never inherited).
 pub struct Meta {
@@ -358,7 +345,9 @@ fn apply_landlock(l: &LandlockSection, cx: &Context<'_>, policy: &mut Policy) ->
 
 fn apply_policy(p: &PolicySection, cx: &Context<'_>, policy: &mut Policy) -> Res<()> {
     if let Some(preset) = &p.preset {
-        policy.analysis.preset = choice(cx, preset, "policy.preset", ANALYSIS_PRESETS)?.to_string();
+        // The analyzer's own list, so a profile can name exactly the presets it knows.
+        let presets = analysis::preset_names();
+        policy.analysis.preset = choice(cx, preset, "policy.preset", &presets)?.to_string();
     }
     if let Some(mode) = &p.mode {
         policy.analysis.mode = match choice(cx, mode, "policy.mode", &["off", "warn", "enforce"])? {
@@ -368,8 +357,9 @@ fn apply_policy(p: &PolicySection, cx: &Context<'_>, policy: &mut Policy) -> Res
         };
     }
     if let Some(lang) = &p.language {
+        let languages = analysis::Language::ALL.map(analysis::Language::name);
         policy.analysis.language =
-            Some(choice(cx, lang, "policy.language", LANGUAGES)?.to_string());
+            Some(choice(cx, lang, "policy.language", &languages)?.to_string());
     }
     Ok(())
 }

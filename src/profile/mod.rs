@@ -20,7 +20,6 @@ mod render;
 mod values;
 pub mod wire;
 
-pub use apply::{ANALYSIS_PRESETS, LANGUAGES};
 pub use error::{Invalid, ProfileError};
 pub use invocation::{CodeInput, InlineFile, Invocation, WorkFile, invocation};
 pub use render::render_policy;
