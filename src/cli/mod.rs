@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod profile;
 pub mod rootfs;
 pub mod run;
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Analyse code before running it: findings by rule and severity under a preset (advisory).
+    Check(check::CheckArgs),
     /// List, show and validate profiles.
     Profile(profile::ProfileArgs),
     /// Check and list root filesystems.
@@ -32,6 +35,7 @@ pub enum Command {
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Rootfs(args) => rootfs::run(args),
         Command::Run(args) => run::run(*args),
