@@ -139,7 +139,7 @@ fn validate(names: &[String]) -> ExitCode {
             ),
             Err(e) => {
                 ok = false;
-                eprintln!("invalid: {e}");
+                eprintln!("invalid: {:#}", anyhow::Error::new(e));
             }
         }
     }

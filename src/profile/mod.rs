@@ -238,7 +238,7 @@ impl Loader {
                     .map(|f| f.display)
                     .unwrap_or_default(),
                 command: Vec::new(),
-                error: Some(e.to_string()),
+                error: Some(error_chain(&e)),
             },
         }
     }
