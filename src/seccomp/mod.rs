@@ -182,7 +182,7 @@ fn entries(
         }
     }
     for name in &policy.extra_allow {
-        match extra_allowed(name) {
+        match check_allow(name) {
             Err(e) => errors.push(e),
             Ok(()) if out.iter().any(|(n, _)| n == name) => {}
             Ok(()) => out.push((name.as_str(), Source::Extra)),
@@ -193,8 +193,10 @@ fn entries(
     (out, errors)
 }
 
-/// May a profile add `name` through `extra_allow`?
-fn extra_allowed(name: &str) -> Result<(), SeccompError> {
+/// May a profile add `name` through `extra_allow` (`seccomp.allow`)? The error names the call and
+/// says why not (unknown, always denied, or already argument-checked), so profile validation can
+/// attach its file and line.
+pub fn check_allow(name: &str) -> Result<(), SeccompError> {
     let lookup = |table: &[(&'static str, &'static str)]| {
         table.iter().find(|(n, _)| *n == name).map(|&(_, r)| r)
     };
