@@ -763,3 +763,27 @@ fn rootfs_verify_runs_the_interpreters_it_finds() {
     let ran = check_named(&report, "runs sh");
     assert_eq!(ran["status"], "fail", "{report}");
 }
+
+/// The complete example in docs/profiles.md loads (with its data directory swapped for a real one).
+#[test]
+fn the_documented_example_loads() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/profiles.md")).unwrap();
+    let start = docs.find("## A complete example").unwrap();
+    let block = &docs[start..];
+    let block = &block[block.find("```toml\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let data = tempfile::tempdir().unwrap();
+    let text = block.replace("/srv/course-data", data.path().to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "grader.toml", &text);
+    let p = loader(&[])
+        .load(path.to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.chain[1], "educational");
+    assert_eq!(p.aliases, ["grader"]);
+    assert_eq!(p.policy.limits.memory, Some(512 << 20));
+    assert_eq!(p.policy.limits.pids, Some(32), "from educational");
+    assert_eq!(p.policy.mounts[0].target, PathBuf::from("/data"));
+    assert_eq!(p.policy.code.file_name, "main.py");
+}
