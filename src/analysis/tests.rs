@@ -1,1 +1,0 @@
-//! Table-driven tests of the analyzer.
