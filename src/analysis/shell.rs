@@ -65,6 +65,7 @@ impl Sh<'_, '_> {
             }
             "command" => {
                 self.command(node);
+                self.fed_code(node, &children_by_field(node, "redirect"));
                 true
             }
             "file_redirect" => {
@@ -72,7 +73,9 @@ impl Sh<'_, '_> {
                 true
             }
             "redirected_statement" => {
-                self.fed_code(node);
+                if let Some(body) = node.child_by_field_name("body") {
+                    self.fed_code(body, &named_children(node));
+                }
                 true
             }
             "pipeline" => {
@@ -265,14 +268,17 @@ impl Sh<'_, '_> {
     }
 
     /// `python3 <<EOF ... EOF` and `bash <<< "..."`: the heredoc or here-string is the program.
-    fn fed_code(&mut self, node: Node) {
-        let Some(body) = node.child_by_field_name("body") else {
+    fn fed_code(&mut self, body: Node, redirects: &[Node]) {
+        if !redirects
+            .iter()
+            .any(|r| matches!(r.kind(), "heredoc_redirect" | "herestring_redirect"))
+        {
             return;
-        };
+        }
         let Some((base, language)) = self.stdin_interpreter(body) else {
             return;
         };
-        for redirect in named_children(node) {
+        for redirect in redirects.iter().copied() {
             let code = match redirect.kind() {
                 "heredoc_redirect" => named_children(redirect)
                     .into_iter()
@@ -288,7 +294,7 @@ impl Sh<'_, '_> {
                 _ => {
                     let detail = format!(
                         "{} (code fed to {base} on standard input)",
-                        self.sink.snippet(node)
+                        self.sink.snippet(body)
                     );
                     self.sink.construct("computed-code", &detail, redirect);
                 }
