@@ -20,7 +20,7 @@ mod render;
 mod values;
 pub mod wire;
 
-pub use error::{Invalid, ProfileError};
+pub use error::{Invalid, ProfileError, SourceFile, nearest};
 pub use invocation::{CodeInput, InlineFile, Invocation, WorkFile, invocation};
 pub use render::render_policy;
 
