@@ -1,201 +1,15 @@
-//! The built-in rules and presets.
+//! The built-in rule catalogue: what each rule id matches, per language. Presets (`presets`)
+//! choose which ids they enable and at which severity.
 //!
-//! Preset names, thresholds and what each one blocks follow llm-sandbox's `SecurityPolicy`
-//! presets (vndee/llm-sandbox `security_presets`): `minimal` and `development` block only HIGH
-//! (native code, destructive commands; development also system commands), `educational`,
-//! `data_science` and `web_scraping` block MEDIUM and up (data science and scraping keep HTTP
-//! libraries and file writes at LOW, i.e. allowed), `production` and `strict` block LOW and up.
-//! The rules themselves are ours: they match syntax-tree facts, not text, and extend to
-//! JavaScript and shell and to the constructs regex scanners cannot see (computed imports,
-//! computed code, reflection).
+//! The rules are ours: they match syntax-tree facts, not text, and cover the constructs regex
+//! scanners cannot see (computed imports, computed code, reflection).
 
+use super::Language;
 use super::rules::{ArgCondition, Rule};
-use super::{Language, Severity};
 
 const PY: Language = Language::Python;
 const JS: Language = Language::JavaScript;
 const SH: Language = Language::Shell;
-
-use Severity::{High, Low, Medium};
-
-/// One built-in preset: name, description, threshold and `(rule id, severity)` it enables.
-pub(crate) struct BuiltinPreset {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub threshold: Severity,
-    pub rules: &'static [(&'static str, Severity)],
-}
-
-pub(crate) const PRESETS: &[BuiltinPreset] = &[
-    BuiltinPreset {
-        name: "minimal",
-        description: "bare minimum: blocks only native code and destructive commands",
-        threshold: High,
-        rules: &[
-            ("destructive-command", High),
-            ("native-code", High),
-            ("module-ctypes", High),
-            ("parse-error", Low),
-        ],
-    },
-    BuiltinPreset {
-        name: "development",
-        description: "permissive: blocks system commands, native code and destructive commands",
-        threshold: High,
-        rules: &[
-            ("system-command", High),
-            ("destructive-command", High),
-            ("privilege", High),
-            ("native-code", High),
-            ("module-ctypes", High),
-            ("parse-error", Low),
-        ],
-    },
-    BuiltinPreset {
-        name: "production",
-        description: "blocks system commands, subprocesses, file writes, environment access, \
-                      raw sockets and dynamic code at LOW and above",
-        threshold: Low,
-        rules: &[
-            ("system-command", High),
-            ("destructive-command", High),
-            ("privilege", High),
-            ("code-eval", Medium),
-            ("computed-code", High),
-            ("dynamic-import", Medium),
-            ("computed-import", High),
-            ("reflection", Medium),
-            ("file-write", Medium),
-            ("file-delete", High),
-            ("env-access", Low),
-            ("network-socket", Medium),
-            ("raw-socket", High),
-            ("native-code", High),
-            ("package-install", Medium),
-            ("process-control", Medium),
-            ("module-os", High),
-            ("module-subprocess", High),
-            ("module-ctypes", High),
-            ("module-socket", Medium),
-            ("module-multiprocessing", Medium),
-            ("module-importlib", Medium),
-            ("module-eval", Medium),
-            ("parse-error", Medium),
-        ],
-    },
-    BuiltinPreset {
-        name: "educational",
-        description: "for teaching: blocks system access and file deletion, warns on eval",
-        threshold: Medium,
-        rules: &[
-            ("system-command", High),
-            ("destructive-command", High),
-            ("privilege", High),
-            ("file-delete", High),
-            ("raw-socket", Medium),
-            ("code-eval", Low),
-            ("computed-code", Medium),
-            ("computed-import", Medium),
-            ("native-code", Medium),
-            ("module-os", High),
-            ("module-subprocess", High),
-            ("module-ctypes", Medium),
-            ("module-socket", Low),
-            ("parse-error", Low),
-        ],
-    },
-    BuiltinPreset {
-        name: "data_science",
-        description: "allows data processing and HTTP libraries; blocks system access and \
-                      raw sockets",
-        threshold: Medium,
-        rules: &[
-            ("system-command", High),
-            ("destructive-command", High),
-            ("privilege", High),
-            ("file-write", Low),
-            ("file-delete", High),
-            ("network-socket", Medium),
-            ("raw-socket", High),
-            ("network-http", Low),
-            ("deserialization", Low),
-            ("computed-code", Medium),
-            ("computed-import", Medium),
-            ("native-code", Medium),
-            ("package-install", Low),
-            ("module-os", High),
-            ("module-subprocess", High),
-            ("module-ctypes", Medium),
-            ("module-http", Low),
-            ("parse-error", Low),
-        ],
-    },
-    BuiltinPreset {
-        name: "web_scraping",
-        description: "allows HTTP requests and file writes; blocks system access and sockets",
-        threshold: Medium,
-        rules: &[
-            ("system-command", High),
-            ("destructive-command", High),
-            ("privilege", High),
-            ("file-write", Low),
-            ("file-delete", High),
-            ("network-http", Low),
-            ("network-socket", Medium),
-            ("raw-socket", High),
-            ("computed-code", Medium),
-            ("computed-import", Medium),
-            ("native-code", High),
-            ("module-os", High),
-            ("module-subprocess", High),
-            ("module-ctypes", High),
-            ("module-http", Low),
-            ("module-socket", Medium),
-            ("parse-error", Low),
-        ],
-    },
-    BuiltinPreset {
-        name: "strict",
-        description: "pure computation only: any system, file, network or dynamic-code use \
-                      blocks",
-        threshold: Low,
-        rules: &[
-            ("os-call", High),
-            ("system-command", High),
-            ("destructive-command", High),
-            ("privilege", High),
-            ("code-eval", High),
-            ("computed-code", High),
-            ("dynamic-import", Medium),
-            ("computed-import", High),
-            ("reflection", Low),
-            ("file-access", Medium),
-            ("file-write", Medium),
-            ("file-delete", High),
-            ("env-access", Medium),
-            ("network-socket", Medium),
-            ("raw-socket", High),
-            ("network-http", Medium),
-            ("native-code", High),
-            ("deserialization", Low),
-            ("package-install", High),
-            ("process-control", Medium),
-            ("module-os", High),
-            ("module-sys", High),
-            ("module-subprocess", High),
-            ("module-ctypes", High),
-            ("module-socket", Medium),
-            ("module-http", Medium),
-            ("module-multiprocessing", Medium),
-            ("module-threading", Low),
-            ("module-pickle", Low),
-            ("module-fs", Low),
-            ("module-importlib", Medium),
-            ("module-eval", Medium),
-            ("parse-error", High),
-        ],
-    },
-];
 
 /// Builder for catalogue entries.
 trait Build {
@@ -274,29 +88,17 @@ pub(crate) fn catalog() -> Vec<Rule> {
     rules
 }
 
+#[rustfmt::skip]
 fn behaviour_rules() -> Vec<Rule> {
     vec![
         r("system-command", "system command execution", &[PY]).calls(&[
-            "os.system",
-            "os.popen*",
-            "os.exec*",
-            "os.spawn*",
-            "os.posix_spawn*",
-            "os.fork",
-            "os.forkpty",
-            "subprocess.*",
-            "pty.spawn",
-            "commands.*",
-            "platform.popen",
+            "os.system", "os.popen*", "os.exec*", "os.spawn*", "os.posix_spawn*", "os.fork",
+            "os.forkpty", "subprocess.*", "pty.spawn", "commands.*", "platform.popen",
             "asyncio.create_subprocess_*",
         ]),
         r("system-command", "system command execution", &[JS]).calls(&[
-            "child_process.*",
-            "process.binding",
-            "process._linkedBinding",
-            "Bun.spawn*",
-            "Deno.run",
-            "Deno.Command",
+            "child_process.*", "process.binding", "process._linkedBinding", "Bun.spawn*",
+            "Deno.run", "Deno.Command",
         ]),
         r("destructive-command", "destructive command", &[SH]).commands(&[
             "mkfs*", "shred", "wipefs", "fdisk", "sfdisk", "parted", "shutdown", "reboot", "halt",
@@ -329,39 +131,19 @@ fn behaviour_rules() -> Vec<Rule> {
             .commands(&["chmod"])
             .arg(any_arg_contains(&["+s", "4755", "2755", "6755", "4777"])),
         r("privilege", "privilege change", &[PY]).calls(&[
-            "os.setuid",
-            "os.setgid",
-            "os.seteuid",
-            "os.setegid",
-            "os.setre*",
-            "os.setres*",
-            "os.setgroups",
-            "os.chroot",
+            "os.setuid", "os.setgid", "os.seteuid", "os.setegid", "os.setre*", "os.setres*",
+            "os.setgroups", "os.chroot",
         ]),
         r("privilege", "privilege change", &[JS]).calls(&[
-            "process.setuid",
-            "process.setgid",
-            "process.seteuid",
-            "process.setegid",
-            "process.setgroups",
-            "process.initgroups",
+            "process.setuid", "process.setgid", "process.seteuid", "process.setegid",
+            "process.setgroups", "process.initgroups",
         ]),
         r("code-eval", "dynamic code evaluation", &[PY]).calls(&[
-            "eval",
-            "exec",
-            "compile",
-            "execfile",
-            "code.interact",
-            "code.Interactive*",
-            "runpy.run_*",
-            "timeit.timeit",
-            "timeit.repeat",
+            "eval", "exec", "compile", "execfile", "code.interact", "code.Interactive*",
+            "runpy.run_*", "timeit.timeit", "timeit.repeat",
         ]),
         r("code-eval", "dynamic code evaluation", &[JS]).calls(&[
-            "eval",
-            "Function",
-            "vm.*",
-            "execScript",
+            "eval", "Function", "vm.*", "execScript",
         ]),
         r("code-eval", "string evaluated by a timer", &[JS])
             .calls(&["setTimeout", "setInterval", "setImmediate"])
@@ -386,23 +168,12 @@ fn behaviour_rules() -> Vec<Rule> {
         )
         .constructs(&["computed-code", "computed-command", "nesting-limit"]),
         r("dynamic-import", "dynamic import", &[PY]).calls(&[
-            "__import__",
-            "importlib.import_module",
-            "importlib.__import__",
-            "importlib.reload",
-            "imp.load_*",
-            "importlib.util.spec_from_*",
-            "importlib.machinery.*",
-            "zipimport.*",
+            "__import__", "importlib.import_module", "importlib.__import__", "importlib.reload",
+            "imp.load_*", "importlib.util.spec_from_*", "importlib.machinery.*", "zipimport.*",
         ]),
         r("dynamic-import", "dynamic import", &[JS]).calls(&[
-            "import",
-            "module.require",
-            "process.mainModule.require",
-            "require.main.require",
-            "module.constructor._load",
-            "module._load",
-            "module.Module._load",
+            "import", "module.require", "process.mainModule.require", "require.main.require",
+            "module.constructor._load", "module._load", "module.Module._load",
             "module.createRequire",
         ]),
         r(
@@ -413,59 +184,31 @@ fn behaviour_rules() -> Vec<Rule> {
         .constructs(&["computed-import"]),
         r("reflection", "reflective access", &[PY])
             .calls(&[
-                "getattr",
-                "setattr",
-                "delattr",
-                "globals",
-                "locals",
-                "vars",
-                "sys._getframe",
-                "inspect.currentframe",
-                "inspect.stack",
+                "getattr", "setattr", "delattr", "globals", "locals", "vars", "sys._getframe",
+                "inspect.currentframe", "inspect.stack",
             ])
             .accesses(&["__builtins__", "sys._getframe"]),
         r("reflection", "reflective access", &[JS])
             .calls(&["Reflect.*"])
             .accesses(&["process.mainModule", "module.constructor", "require.cache"]),
-        r("reflection", "reflective access", &[])
+        r("hidden-access", "member reached in a way that hides it", &[])
             .constructs(&["dunder-attribute", "computed-attribute"]),
         r("native-code", "native code loading", &[PY]).calls(&["ctypes.*", "_ctypes.*", "cffi.*"]),
         r("native-code", "native code loading", &[JS]).calls(&["process.dlopen", "ffi-napi.*"]),
         r("deserialization", "unsafe deserialization", &[PY]).calls(&[
-            "pickle.load*",
-            "pickle.Unpickler*",
-            "cPickle.load*",
-            "_pickle.load*",
-            "marshal.load*",
-            "shelve.open",
-            "dill.load*",
-            "cloudpickle.load*",
-            "jsonpickle.decode",
-            "yaml.load",
-            "yaml.unsafe_load",
-            "joblib.load",
-            "pandas.read_pickle",
+            "pickle.load*", "pickle.Unpickler*", "cPickle.load*", "_pickle.load*", "marshal.load*",
+            "shelve.open", "dill.load*", "cloudpickle.load*", "jsonpickle.decode", "yaml.load",
+            "yaml.unsafe_load", "joblib.load", "pandas.read_pickle",
         ]),
         r("deserialization", "unsafe deserialization", &[JS])
             .calls(&["v8.deserialize", "node-serialize.unserialize"]),
         r("process-control", "process or service control", &[PY]).calls(&[
-            "os.kill",
-            "os.killpg",
-            "signal.pthread_kill",
+            "os.kill", "os.killpg", "signal.pthread_kill",
         ]),
         r("process-control", "process or service control", &[JS]).calls(&["process.kill"]),
         r("process-control", "process or service control", &[SH]).commands(&[
-            "kill",
-            "pkill",
-            "killall",
-            "nohup",
-            "disown",
-            "crontab",
-            "at",
-            "batch",
-            "systemctl",
-            "service",
-            "setsid",
+            "kill", "pkill", "killall", "nohup", "disown", "crontab", "at", "batch", "systemctl",
+            "service", "setsid",
         ]),
         r("package-install", "package installation", &[SH])
             .commands(&[
@@ -482,50 +225,23 @@ fn behaviour_rules() -> Vec<Rule> {
     ]
 }
 
+#[rustfmt::skip]
 fn file_and_network_rules() -> Vec<Rule> {
     vec![
         r("file-write", "file write", &[PY])
             .calls(&["open", "io.open", "codecs.open"])
             .arg(write_mode(1, "mode")),
         r("file-write", "file write", &[PY]).calls(&[
-            "os.rename",
-            "os.replace",
-            "os.mkdir",
-            "os.makedirs",
-            "os.symlink",
-            "os.link",
-            "os.chmod",
-            "os.chown",
-            "os.truncate",
-            "os.write",
-            "os.mkfifo",
-            "os.mknod",
-            "shutil.copy*",
-            "shutil.move",
-            "shutil.chown",
-            "pathlib.Path().write_*",
-            "pathlib.Path().touch",
-            "pathlib.Path().mkdir",
-            "pathlib.Path().rename",
+            "os.rename", "os.replace", "os.mkdir", "os.makedirs", "os.symlink", "os.link",
+            "os.chmod", "os.chown", "os.truncate", "os.write", "os.mkfifo", "os.mknod",
+            "shutil.copy*", "shutil.move", "shutil.chown", "pathlib.Path().write_*",
+            "pathlib.Path().touch", "pathlib.Path().mkdir", "pathlib.Path().rename",
             "pathlib.Path().symlink_to",
         ]),
         r("file-write", "file write", &[JS]).calls(&[
-            "fs.*writeFile*",
-            "fs.*appendFile*",
-            "fs.createWriteStream",
-            "fs.*copyFile*",
-            "fs.*cp",
-            "fs.*cpSync",
-            "fs.*rename*",
-            "fs.*mkdir*",
-            "fs.*symlink*",
-            "fs.*link",
-            "fs.*chmod*",
-            "fs.*chown*",
-            "fs.*truncate*",
-            "fs.write",
-            "fs.writeSync",
-            "fs.writev*",
+            "fs.*writeFile*", "fs.*appendFile*", "fs.createWriteStream", "fs.*copyFile*", "fs.*cp",
+            "fs.*cpSync", "fs.*rename*", "fs.*mkdir*", "fs.*symlink*", "fs.*link", "fs.*chmod*",
+            "fs.*chown*", "fs.*truncate*", "fs.write", "fs.writeSync", "fs.writev*",
         ]),
         r("file-write", "file write", &[JS])
             .calls(&["fs.*open*"])
@@ -536,36 +252,19 @@ fn file_and_network_rules() -> Vec<Rule> {
         ]),
         r("file-write", "file write", &[]).constructs(&["file-redirect"]),
         r("file-delete", "file deletion", &[PY]).calls(&[
-            "os.remove",
-            "os.unlink",
-            "os.rmdir",
-            "os.removedirs",
-            "shutil.rmtree",
-            "pathlib.Path().unlink",
-            "pathlib.Path().rmdir",
+            "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "shutil.rmtree",
+            "pathlib.Path().unlink", "pathlib.Path().rmdir",
         ]),
         r("file-delete", "file deletion", &[JS]).calls(&[
-            "fs.*unlink*",
-            "fs.*rm",
-            "fs.*rmSync",
-            "fs.*rmdir*",
+            "fs.*unlink*", "fs.*rm", "fs.*rmSync", "fs.*rmdir*",
         ]),
         r("file-delete", "file deletion", &[SH]).commands(&["rm", "rmdir", "unlink", "shred"]),
         r("file-delete", "file deletion", &[SH])
             .commands(&["find"])
             .arg(any_arg_equals(&["-delete"])),
         r("file-access", "file system access", &[PY]).calls(&[
-            "open",
-            "io.open",
-            "codecs.open",
-            "os.open",
-            "os.listdir",
-            "os.scandir",
-            "os.walk",
-            "glob.*",
-            "pathlib.Path().read_*",
-            "pathlib.Path().open",
-            "pathlib.Path().iterdir",
+            "open", "io.open", "codecs.open", "os.open", "os.listdir", "os.scandir", "os.walk",
+            "glob.*", "pathlib.Path().read_*", "pathlib.Path().open", "pathlib.Path().iterdir",
             "shutil.*",
         ]),
         r("file-access", "file system access", &[JS]).calls(&["fs.*"]),
@@ -573,31 +272,17 @@ fn file_and_network_rules() -> Vec<Rule> {
             "cat", "head", "tail", "less", "more", "ls", "find", "stat", "du", "tar",
         ]),
         r("env-access", "environment variable access", &[PY]).accesses(&[
-            "os.environ",
-            "os.environb",
-            "os.getenv",
-            "os.putenv",
-            "os.unsetenv",
-            "posix.environ",
+            "os.environ", "os.environb", "os.getenv", "os.putenv", "os.unsetenv", "posix.environ",
         ]),
         r("env-access", "environment variable access", &[JS]).accesses(&["process.env"]),
         r("env-access", "environment variable dump", &[SH]).commands(&["printenv"]),
         r("network-socket", "network socket", &[PY]).calls(&[
-            "socket.socket",
-            "socket.create_connection",
-            "socket.create_server",
-            "socket.socketpair",
-            "socket.fromfd",
-            "asyncio.open_connection",
-            "asyncio.start_server",
+            "socket.socket", "socket.create_connection", "socket.create_server",
+            "socket.socketpair", "socket.fromfd", "asyncio.open_connection", "asyncio.start_server",
             "asyncio.open_unix_connection",
         ]),
         r("network-socket", "network socket", &[JS]).calls(&[
-            "net.*",
-            "dgram.*",
-            "tls.connect",
-            "tls.createServer",
-            "http.createServer",
+            "net.*", "dgram.*", "tls.connect", "tls.createServer", "http.createServer",
             "https.createServer",
         ]),
         r("network-socket", "network connection tool", &[SH]).commands(&[
@@ -613,37 +298,19 @@ fn file_and_network_rules() -> Vec<Rule> {
         r("raw-socket", "raw packet tool", &[SH])
             .commands(&["tcpdump", "nmap", "hping3", "masscan", "arping", "tshark"]),
         r("network-http", "HTTP or other network client", &[PY]).calls(&[
-            "requests.*",
-            "urllib.request.*",
-            "urllib.urlopen",
-            "urllib2.*",
-            "urllib3.*",
-            "httpx.*",
-            "aiohttp.*",
-            "http.client.*",
-            "ftplib.*",
-            "smtplib.*",
-            "webbrowser.*",
+            "requests.*", "urllib.request.*", "urllib.urlopen", "urllib2.*", "urllib3.*", "httpx.*",
+            "aiohttp.*", "http.client.*", "ftplib.*", "smtplib.*", "webbrowser.*",
         ]),
         r("network-http", "HTTP or other network client", &[JS]).calls(&[
-            "fetch",
-            "http.request",
-            "http.get",
-            "https.request",
-            "https.get",
-            "http2.connect",
-            "axios*",
-            "node-fetch*",
-            "undici.*",
-            "XMLHttpRequest",
-            "WebSocket",
-            "EventSource",
+            "fetch", "http.request", "http.get", "https.request", "https.get", "http2.connect",
+            "axios*", "node-fetch*", "undici.*", "XMLHttpRequest", "WebSocket", "EventSource",
         ]),
         r("network-http", "HTTP download tool", &[SH])
             .commands(&["curl", "wget", "lynx", "aria2c", "w3m"]),
     ]
 }
 
+#[rustfmt::skip]
 fn module_rules() -> Vec<Rule> {
     let m = |id: &str, what: &str, language: Language, modules: &[&str]| {
         r(
@@ -666,12 +333,7 @@ fn module_rules() -> Vec<Rule> {
             "process execution",
             PY,
             &[
-                "subprocess",
-                "pty",
-                "commands",
-                "popen2",
-                "_posixsubprocess",
-                "asyncio.subprocess",
+                "subprocess", "pty", "commands", "popen2", "_posixsubprocess", "asyncio.subprocess",
             ],
         ),
         m(
@@ -697,12 +359,7 @@ fn module_rules() -> Vec<Rule> {
             "network sockets",
             PY,
             &[
-                "socket",
-                "_socket",
-                "socketserver",
-                "ssl",
-                "asyncore",
-                "asynchat",
+                "socket", "_socket", "socketserver", "ssl", "asyncore", "asynchat",
             ],
         ),
         m(
@@ -716,20 +373,8 @@ fn module_rules() -> Vec<Rule> {
             "network clients",
             PY,
             &[
-                "requests",
-                "urllib",
-                "urllib2",
-                "urllib3",
-                "httpx",
-                "aiohttp",
-                "http.client",
-                "ftplib",
-                "smtplib",
-                "telnetlib",
-                "poplib",
-                "imaplib",
-                "xmlrpc",
-                "webbrowser",
+                "requests", "urllib", "urllib2", "urllib3", "httpx", "aiohttp", "http.client",
+                "ftplib", "smtplib", "telnetlib", "poplib", "imaplib", "xmlrpc", "webbrowser",
             ],
         ),
         m(
@@ -737,16 +382,8 @@ fn module_rules() -> Vec<Rule> {
             "network clients",
             JS,
             &[
-                "http",
-                "https",
-                "http2",
-                "axios",
-                "node-fetch",
-                "undici",
-                "got",
-                "request",
-                "superagent",
-                "ws",
+                "http", "https", "http2", "axios", "node-fetch", "undici", "got", "request",
+                "superagent", "ws",
             ],
         ),
         m(
@@ -782,13 +419,7 @@ fn module_rules() -> Vec<Rule> {
             "object serialization",
             PY,
             &[
-                "pickle",
-                "cPickle",
-                "_pickle",
-                "marshal",
-                "shelve",
-                "dill",
-                "cloudpickle",
+                "pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle",
                 "jsonpickle",
             ],
         ),

@@ -82,7 +82,7 @@ impl Js<'_, '_> {
 
     fn visit(&mut self, node: Node, slot: Slot) -> bool {
         match node.kind() {
-            "comment" => false,
+            "comment" | "string" | "regex" | "number" => false,
             "import_statement" => {
                 self.import(node);
                 false

@@ -16,6 +16,7 @@ mod config;
 mod facts;
 mod javascript;
 mod literal;
+mod presets;
 mod python;
 mod rules;
 mod shell;
@@ -257,13 +258,13 @@ pub enum AnalysisError {
 
 /// Names of the built-in presets.
 pub fn preset_names() -> Vec<&'static str> {
-    catalog::PRESETS.iter().map(|p| p.name).collect()
+    presets::PRESETS.iter().map(|p| p.name).collect()
 }
 
 /// A built-in preset by name (`data-science` is accepted for `data_science`).
 pub fn preset(name: &str) -> Result<Preset, AnalysisError> {
     let wanted = name.to_ascii_lowercase().replace('-', "_");
-    let def = catalog::PRESETS
+    let def = presets::PRESETS
         .iter()
         .find(|p| p.name == wanted)
         .ok_or_else(|| AnalysisError::UnknownPreset {

@@ -58,7 +58,7 @@ struct Sh<'a, 's> {
 impl Sh<'_, '_> {
     fn visit(&mut self, node: Node) -> bool {
         match node.kind() {
-            "comment" => false,
+            "comment" | "raw_string" | "ansi_c_string" => false,
             "variable_assignment" => {
                 self.assign(node);
                 true

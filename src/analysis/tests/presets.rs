@@ -76,6 +76,12 @@ const TABLE: &[(Language, &str, [bool; 7])] = &[
         "echo result > out.txt",
         [true, true, false, true, true, true, false],
     ),
+    // Climbing to object.__subclasses__(): blocked by everything above development.
+    (
+        Python,
+        "().__class__.__base__.__subclasses__()",
+        [true, true, false, false, false, false, false],
+    ),
     // Shell: privilege and destructive commands.
     (Shell, "sudo rm -rf /", [false; 7]),
     // Unparseable code: only production and strict refuse what they cannot analyse.

