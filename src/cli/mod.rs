@@ -8,6 +8,7 @@ pub mod check;
 pub mod profile;
 pub mod rootfs;
 pub mod run;
+pub mod serve;
 
 /// stockade: run untrusted code in a fresh Linux sandbox and report a verdict.
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ pub enum Command {
     Rootfs(rootfs::RootfsArgs),
     /// Run one command inside a fresh sandbox.
     Run(Box<run::RunArgs>),
+    /// Serve sandboxed execution over HTTP (native API, Piston v2 compatible API, metrics).
+    Serve(Box<serve::ServeArgs>),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -39,5 +42,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::run(args),
         Command::Rootfs(args) => rootfs::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Serve(args) => serve::run(*args),
     }
 }

@@ -1,0 +1,425 @@
+//! From a request to a verdict, whatever API it came through: resolve the profile's policy with
+//! the request's limits (never above the profile's), build the job, run the pre-flight analysis,
+//! wait for a slot, hand the job to the launcher, and follow its events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::admission::{Refusal, Slot};
+use super::app::App;
+use super::error::{ApiError, Code};
+use super::launcher::{Event, Job, Run};
+use crate::analysis::Language;
+use crate::policy::{AnalysisMode, Policy};
+use crate::profile::{CodeInput, Profile, ProfileError};
+use crate::verdict::{PolicyReport, Status, Verdict};
+
+/// Strength of a mode: off < warn < enforce.
+fn rank(mode: AnalysisMode) -> u8 {
+    match mode {
+        AnalysisMode::Off => 0,
+        AnalysisMode::Warn => 1,
+        AnalysisMode::Enforce => 2,
+    }
+}
+
+pub fn mode_name(mode: AnalysisMode) -> &'static str {
+    match mode {
+        AnalysisMode::Off => "off",
+        AnalysisMode::Warn => "warn",
+        AnalysisMode::Enforce => "enforce",
+    }
+}
+
+/// Limits a request asks for; each must stay within the profile's.
+#[derive(Debug, Clone, Default)]
+pub struct LimitAsk {
+    pub wall: Option<Duration>,
+    pub cpu: Option<Duration>,
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub output: Option<u64>,
+}
+
+/// What a request asks for, API-neutral.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub input: CodeInput,
+    pub stdin: Option<Vec<u8>>,
+    pub env: Vec<(String, String)>,
+    pub limits: LimitAsk,
+    /// Pre-flight analysis mode; `None` keeps the profile's.
+    pub check: Option<AnalysisMode>,
+}
+
+/// A job ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub profile: String,
+    pub job: Job,
+    /// The pre-flight report (warn mode, or enforce mode and safe), merged into the verdict.
+    pub report: Option<PolicyReport>,
+}
+
+#[derive(Debug)]
+pub enum Plan {
+    Run(Box<Prepared>),
+    /// Refused by the pre-flight analysis: the answer is this verdict.
+    Refuse {
+        profile: String,
+        verdict: Box<Verdict>,
+    },
+}
+
+/// Resolve `ask` under `profile` into a job, or a refusal.
+pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
+    let mut policy = profile.policy.clone();
+    apply_limits(&mut policy, &ask.limits)?;
+    apply_env(&mut policy, &ask.env)?;
+    if let Some(mode) = ask.check {
+        if rank(mode) < rank(policy.analysis.mode) {
+            let msg = format!(
+                "profile `{}` runs the pre-flight analysis in `{}` mode; a request cannot lower it to `{}`",
+                profile.name,
+                mode_name(policy.analysis.mode),
+                mode_name(mode)
+            );
+            return Err(ApiError::new(Code::CheckRequired, msg));
+        }
+        policy.analysis.mode = mode;
+    }
+    let invocation = crate::profile::invocation(&policy, ask.input).map_err(|e| match e {
+        ProfileError::NoCommand(name) => ApiError::new(
+            Code::InvalidRequest,
+            format!(
+                "profile `{name}` is a preset without an interpreter: give the command in `args`"
+            ),
+        ),
+        other => ApiError::new(Code::InvalidRequest, other.to_string()),
+    })?;
+    let (files, code_stdin) = invocation.apply(&mut policy);
+    if code_stdin.is_some() && ask.stdin.is_some() {
+        let msg = format!(
+            "profile `{}` reads the code from standard input, so `stdin` cannot be given too",
+            profile.name
+        );
+        return Err(ApiError::new(Code::InvalidRequest, msg));
+    }
+    let stdin = code_stdin.or(ask.stdin).unwrap_or_default();
+    let files: Vec<_> = files.into_iter().map(|f| (f.target, f.contents)).collect();
+    let report = match policy.analysis.mode {
+        AnalysisMode::Off => None,
+        mode => {
+            let Some(code) = code_of(&policy.argv, &files, &stdin) else {
+                if mode == AnalysisMode::Enforce {
+                    let msg = format!(
+                        "profile `{}` enforces the pre-flight analysis: give the code as `code` or `files`",
+                        profile.name
+                    );
+                    return Err(ApiError::new(Code::InvalidRequest, msg));
+                }
+                return Ok(Plan::Run(Box::new(Prepared {
+                    profile: profile.name.clone(),
+                    job: Job {
+                        policy,
+                        files,
+                        stdin,
+                    },
+                    report: None,
+                })));
+            };
+            let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
+            let report =
+                crate::analysis::evaluate(&policy.analysis, &code, language).map_err(|e| {
+                    ApiError::internal(
+                        "-",
+                        &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
+                    )
+                })?;
+            if mode == AnalysisMode::Enforce && !report.safe {
+                let mut v = Verdict::not_started(
+                    Status::RejectedByPolicy,
+                    policy.limits.clone(),
+                    rejection(&report),
+                );
+                v.policy = Some(report);
+                return Ok(Plan::Refuse {
+                    profile: profile.name.clone(),
+                    verdict: Box::new(v),
+                });
+            }
+            Some(report)
+        }
+    };
+    Ok(Plan::Run(Box::new(Prepared {
+        profile: profile.name.clone(),
+        job: Job {
+            policy,
+            files,
+            stdin,
+        },
+        report,
+    })))
+}
+
+fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
+    let l = &mut policy.limits;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
+    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
+    check_max("limits.memory_bytes", ask.memory, l.memory)?;
+    check_max("limits.pids", ask.pids, l.pids)?;
+    check_max("limits.output_bytes", ask.output, Some(l.output))?;
+    if let Some(c) = ask.cpus {
+        let over = l.cpus.is_some_and(|max| c > max);
+        if !(c.is_finite() && c > 0.0) || over {
+            let max = l.cpus.map_or("unlimited".to_string(), |m| m.to_string());
+            let msg = format!(
+                "`limits.cpus` must be a positive number of cores up to the profile's maximum ({max})"
+            );
+            return Err(ApiError::new(Code::LimitExceedsProfile, msg));
+        }
+        l.cpus = Some(c);
+    }
+    l.wall = ask.wall.or(l.wall);
+    l.cpu = ask.cpu.or(l.cpu);
+    l.memory = ask.memory.or(l.memory);
+    l.pids = ask.pids.or(l.pids);
+    l.output = ask.output.unwrap_or(l.output);
+    Ok(())
+}
+
+fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), ApiError> {
+    match (asked, max) {
+        (Some(0), _) => Err(ApiError::new(
+            Code::InvalidRequest,
+            format!("`{field}` must be positive (leave it out for the profile's value)"),
+        )),
+        (Some(a), Some(m)) if a > m => Err(ApiError::new(
+            Code::LimitExceedsProfile,
+            format!("`{field}` {a} exceeds the profile's maximum of {m}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn apply_env(policy: &mut Policy, env: &[(String, String)]) -> Result<(), ApiError> {
+    for (k, v) in env {
+        if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+            let msg = format!(
+                "`env`: invalid variable {k:?}: names are non-empty without `=` or NUL, values without NUL"
+            );
+            return Err(ApiError::new(Code::InvalidRequest, msg));
+        }
+        policy.set_env(k, v);
+    }
+    Ok(())
+}
+
+/// The code a job runs, for the analysis: the program file, the text after `-c`/`-e`, or stdin
+/// when the command reads its program from there.
+fn code_of(
+    argv: &[String],
+    files: &[(std::path::PathBuf, Vec<u8>)],
+    stdin: &[u8],
+) -> Option<String> {
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        if matches!(arg.as_str(), "-c" | "-e" | "--eval" | "-p" | "--print") {
+            return argv.get(i + 1).cloned();
+        }
+        if let Some((_, data)) = files.iter().find(|(p, _)| p.as_os_str() == arg.as_str()) {
+            return Some(String::from_utf8_lossy(data).into_owned());
+        }
+        if arg == "-" {
+            return Some(String::from_utf8_lossy(stdin).into_owned());
+        }
+    }
+    None
+}
+
+fn rejection(report: &PolicyReport) -> String {
+    let worst: Vec<String> = report
+        .findings
+        .iter()
+        .take(3)
+        .map(|f| format!("{} at {}:{} ({})", f.rule, f.line, f.column, f.severity))
+        .collect();
+    format!(
+        "refused by the {} analysis preset: {}",
+        report.preset,
+        worst.join("; ")
+    )
+}
+
+/// A job that has a slot and a worker. Dropping it before the verdict kills the sandbox.
+pub struct Running {
+    run: Run,
+    _slot: Slot,
+    app: Arc<App>,
+    kill: watch::Receiver<bool>,
+    started: Instant,
+    request_id: String,
+    report: Option<PolicyReport>,
+    /// Both output caps together: the most `collect` keeps of the interleaved output.
+    output_cap: usize,
+    finished: bool,
+    killed: bool,
+}
+
+/// Wait for a slot (at most `queue_timeout`) and start the job.
+pub async fn start(
+    app: &Arc<App>,
+    prepared: Prepared,
+    queue_timeout: Duration,
+    request_id: &str,
+) -> Result<Running, ApiError> {
+    if app.draining() {
+        return Err(refused(app, Refusal::Draining));
+    }
+    let (slot, waited) = app
+        .admission
+        .admit(queue_timeout)
+        .await
+        .map_err(|r| refused(app, r))?;
+    app.metrics.queue_wait(waited);
+    if !app.launcher.alive() {
+        app.metrics.refused("unavailable");
+        return Err(unavailable());
+    }
+    let output_cap =
+        usize::try_from(prepared.job.policy.limits.output.saturating_mul(2)).unwrap_or(usize::MAX);
+    let run = app.launcher.spawn(prepared.job).await.map_err(|e| {
+        tracing::error!(request_id, "launcher: {e}");
+        app.metrics.refused("unavailable");
+        unavailable()
+    })?;
+    Ok(Running {
+        run,
+        _slot: slot,
+        app: Arc::clone(app),
+        kill: app.kill_switch(),
+        started: Instant::now(),
+        request_id: request_id.to_string(),
+        report: prepared.report,
+        output_cap,
+        finished: false,
+        killed: false,
+    })
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(Code::Unavailable, "the sandbox launcher is not running").retry_after(5)
+}
+
+fn refused(app: &App, r: Refusal) -> ApiError {
+    match r {
+        Refusal::QueueFull { retry_after } => {
+            app.metrics.refused("queue_full");
+            let msg = "every sandbox slot is busy and the queue is full; retry later";
+            ApiError::new(Code::QueueFull, msg).retry_after(retry_after)
+        }
+        Refusal::QueueTimeout { retry_after } => {
+            app.metrics.refused("queue_timeout");
+            let msg = "no sandbox slot became free within the queue timeout; retry later";
+            ApiError::new(Code::QueueTimeout, msg).retry_after(retry_after)
+        }
+        Refusal::Draining => {
+            app.metrics.refused("draining");
+            ApiError::new(Code::Draining, "the service is shutting down").retry_after(5)
+        }
+    }
+}
+
+impl Running {
+    /// The next event; `Ok(None)` after the verdict. Errors when the drain deadline kills the run
+    /// or the worker dies without a verdict.
+    pub async fn next(&mut self) -> Result<Option<Event>, ApiError> {
+        if self.finished || self.killed {
+            return Ok(None);
+        }
+        let event = tokio::select! {
+            biased;
+            _ = self.kill.wait_for(|k| *k) => {
+                self.killed = true;
+                let msg = "the sandbox was killed: the service is shutting down";
+                return Err(ApiError::new(Code::Draining, msg).retry_after(5));
+            }
+            e = self.run.next() => e,
+        };
+        match event {
+            Some(Event::Finished(mut v)) => {
+                self.finished = true;
+                self.app
+                    .metrics
+                    .verdict(v.status.as_str(), self.started.elapsed());
+                if v.status == Status::SetupFailed {
+                    let detail = v.message.take().unwrap_or_default();
+                    tracing::error!(request_id = %self.request_id, "sandbox set-up failed: {detail}");
+                    v.message = Some(format!(
+                        "sandbox set-up failed; the service log has the details under request id {}",
+                        self.request_id
+                    ));
+                }
+                if v.policy.is_none() {
+                    v.policy = self.report.take();
+                }
+                Ok(Some(Event::Finished(v)))
+            }
+            Some(e) => Ok(Some(e)),
+            None if !self.app.launcher.alive() => {
+                self.finished = true;
+                tracing::error!(request_id = %self.request_id, "the sandbox launcher died during the run");
+                Err(unavailable())
+            }
+            None => {
+                self.finished = true;
+                Err(ApiError::internal(
+                    &self.request_id,
+                    &"the sandbox worker ended without a verdict",
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished && !self.killed {
+            self.app.metrics.disconnect();
+            tracing::info!(request_id = %self.request_id, "client went away; sandbox killed");
+        }
+    }
+}
+
+/// A finished run: the verdict, plus stdout and stderr interleaved in arrival order (bounded by
+/// the two output caps), which Piston's `output` needs.
+pub struct Collected {
+    pub verdict: Verdict,
+    pub output: Vec<u8>,
+}
+
+pub async fn collect(mut running: Running) -> Result<Collected, ApiError> {
+    let cap = running.output_cap;
+    let mut output = Vec::new();
+    while let Some(event) = running.next().await? {
+        match event {
+            Event::Stdout(b) | Event::Stderr(b) => {
+                let room = cap.saturating_sub(output.len());
+                output.extend_from_slice(&b[..b.len().min(room)]);
+            }
+            Event::Finished(v) => {
+                return Ok(Collected {
+                    verdict: *v,
+                    output,
+                });
+            }
+        }
+    }
+    Err(ApiError::internal(
+        &running.request_id,
+        &"the run ended without a verdict",
+    ))
+}
