@@ -9,6 +9,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod daemon;
 pub mod cli;
+pub mod doctor;
 pub mod fs;
 pub mod landlock;
 pub mod ns;

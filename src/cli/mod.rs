@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod doctor;
 pub mod profile;
 pub mod rootfs;
 pub mod run;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse code before running it: findings by rule and severity under a preset (advisory).
     Check(check::CheckArgs),
+    /// Check what this host can enforce and which profiles can run (OK / DEGRADED / MISSING).
+    Doctor(doctor::DoctorArgs),
     /// List, show and validate profiles.
     Profile(profile::ProfileArgs),
     /// Check and list root filesystems.
@@ -39,6 +42,7 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Rootfs(args) => rootfs::run(args),
         Command::Run(args) => run::run(*args),
