@@ -256,19 +256,19 @@ impl LimitManager {
         let Some(owner) = self.owner else {
             return RunGroup::build(self.spec(String::new(), None, Vec::new(), &writes, enforced));
         };
-        let (name, dirs, record) = self.reserve(owner)?;
+        let (name, dirs, record) = self.reserve(owner, limits)?;
         let mut g = RunGroup::build(self.spec(name, Some(record), dirs, &writes, enforced))?;
         g.set_kill_all(&self.kill_file);
         Ok(g)
     }
 
     /// Pick a free name and write its owner record before any directory exists.
-    fn reserve(&self, owner: Owner) -> Result<Reserved, CgroupError> {
+    fn reserve(&self, owner: Owner, limits: &Limits) -> Result<Reserved, CgroupError> {
         let mut last = None;
         for _ in 0..16 {
             let n = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
             let name = format!("sandbox-{}-{n}", self.host.pid);
-            let dirs = self.dirs(&name);
+            let dirs = self.dirs(&name, limits);
             let paths: Vec<PathBuf> = dirs.iter().map(|(_, d)| d.clone()).collect();
             match cleanup::write_record(&self.host.state_dir, &name, owner, &paths) {
                 Ok(record) => return Ok((name, dirs, record)),
@@ -295,17 +295,29 @@ impl LimitManager {
     }
 
     /// The directories of group `name`, cgroup2 first.
-    fn dirs(&self, name: &str) -> Vec<(Target, PathBuf)> {
+    ///
+    /// With a cgroup2 mount (tracking, kill-all, CPU time), a v1 hierarchy is joined only when one
+    /// of its controllers enforces a limit this run asks for: each v1 migration after `clone3`
+    /// waits for an RCU grace period (measured ~10 ms here), which the default path should not pay.
+    fn dirs(&self, name: &str, limits: &Limits) -> Vec<(Target, PathBuf)> {
         let unified = self
             .layout
             .unified
             .iter()
             .map(|u| (Target::Unified, u.base.join(name)));
+        let tracked = self.layout.unified.is_some();
+        let needed = |c: &detect::Ctl| {
+            !tracked
+                || (c.memory && limits.memory.is_some())
+                || (c.pids && limits.pids.is_some())
+                || (c.cpu && limits.cpus.is_some())
+        };
         let v1 = self
             .layout
             .v1
             .iter()
             .enumerate()
+            .filter(|(_, h)| needed(&h.ctl))
             .map(|(i, h)| (Target::V1(i), h.base.join(name)));
         unified.chain(v1).collect()
     }

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nix::sys::socket::{AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -95,12 +97,19 @@ impl Launcher {
         let manager = match LimitManager::detect(&limits) {
             Ok(m) => Some(m),
             Err(e) if !explicit => {
-                tracing::warn!("no cgroup limit backend, sandboxes run without kernel memory/pids/cpu limits: {e}");
+                tracing::warn!(
+                    "no cgroup limit backend, sandboxes run without kernel memory/pids/cpu limits: {e}"
+                );
                 None
             }
             Err(e) => return Err(std::io::Error::other(format!("cgroup limit manager: {e}"))),
         };
-        let (ours, theirs) = nix::sys::socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
         match sys::fork()? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
@@ -110,7 +119,12 @@ impl Launcher {
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
                 let pidfd = sys::pidfd_open(child.as_raw())?;
-                Ok(Launcher { inner: Arc::new(Inner { control: Mutex::new(ours), pidfd }) })
+                Ok(Launcher {
+                    inner: Arc::new(Inner {
+                        control: Mutex::new(ours),
+                        pidfd,
+                    }),
+                })
             }
         }
     }
@@ -119,16 +133,33 @@ impl Launcher {
     pub async fn spawn(&self, job: Job) -> std::io::Result<Run> {
         let (mine, worker) = UnixStream::pair()?;
         {
-            let control = self.inner.control.lock().map_err(|_| std::io::Error::other("launcher control lock poisoned"))?;
+            let control = self
+                .inner
+                .control
+                .lock()
+                .map_err(|_| std::io::Error::other("launcher control lock poisoned"))?;
             let fds = [worker.as_raw_fd()];
-            nix::sys::socket::sendmsg::<()>(control.as_raw_fd(), &[IoSlice::new(b"j")], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
+            nix::sys::socket::sendmsg::<()>(
+                control.as_raw_fd(),
+                &[IoSlice::new(b"j")],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )?;
         }
         drop(worker);
         mine.set_nonblocking(true)?;
         let mut stream = tokio::net::UnixStream::from_std(mine)?;
         let header = JobHeader {
             policy: job.policy,
-            files: job.files.iter().map(|(path, data)| FileHeader { path: path.clone(), len: data.len() }).collect(),
+            files: job
+                .files
+                .iter()
+                .map(|(path, data)| FileHeader {
+                    path: path.clone(),
+                    len: data.len(),
+                })
+                .collect(),
             stdin_len: job.stdin.len(),
         };
         let mut head = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
@@ -138,14 +169,23 @@ impl Launcher {
             stream.write_all(data).await?;
         }
         stream.write_all(&job.stdin).await?;
-        Ok(Run { stream, done: false })
+        Ok(Run {
+            stream,
+            done: false,
+        })
     }
 
     /// Whether the launcher process is still alive (it exits only when the service does).
     pub fn alive(&self) -> bool {
-        let mut fds = [nix::poll::PollFd::new(self.inner.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            self.inner.pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         // A pidfd becomes readable when the process exits.
-        matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(0))
+        matches!(
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO),
+            Ok(0)
+        )
     }
 }
 
@@ -227,7 +267,12 @@ fn receive_fd(control: RawFd) -> Result<Option<OwnedFd>, nix::errno::Errno> {
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(control, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let msg = nix::sys::socket::recvmsg::<()>(
+        control,
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
     if msg.bytes == 0 {
         return Ok(None);
     }
@@ -254,7 +299,11 @@ fn worker(sock: UnixStream, manager: Option<&LimitManager>) -> i32 {
     let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
     let broken = Cell::new(false);
     let emit = |channel: Channel, data: &[u8]| {
-        let tag = if channel == Channel::Stdout { b'o' } else { b'e' };
+        let tag = if channel == Channel::Stdout {
+            b'o'
+        } else {
+            b'e'
+        };
         if !broken.get() && write_frame(&sock, tag, data).is_err() {
             // The service stopped reading: make our own end readable (EOF) so the run is cancelled.
             broken.set(true);
@@ -297,7 +346,11 @@ fn read_job(sock: &UnixStream) -> std::io::Result<ReadJob> {
         files.push((f.path, read(f.len)?));
     }
     let stdin = read(header.stdin_len)?;
-    Ok(ReadJob { policy: header.policy, files, stdin })
+    Ok(ReadJob {
+        policy: header.policy,
+        files,
+        stdin,
+    })
 }
 
 fn write_frame(mut sock: &UnixStream, tag: u8, data: &[u8]) -> std::io::Result<()> {

@@ -33,6 +33,9 @@ pub(super) struct Spec<'a> {
     pub fds: [RawFd; 5],
 }
 
+/// The release pipe in the child (after `stdio`); closed before the payload is forked.
+const GO_FD: RawFd = CHILD_FD + 1;
+
 /// Signals the init forwards to the payload.
 const FORWARDED: [Signal; 6] = [
     Signal::SIGTERM,
@@ -71,8 +74,8 @@ pub(super) fn init(spec: &Spec) -> ! {
 
 /// Steps 4-11 of DESIGN §1, then the fork of the payload.
 fn setup(spec: &Spec) -> Step<Pid> {
-    // The parent writes the id maps and attaches cgroups, then releases us; EOF means it died.
-    wait_for_go(spec.fds[0])?;
+    // The parent writes the id maps, then releases us; EOF means it died.
+    wait_for_byte(spec.fds[0])?;
     // Die with the supervisor; set before anything else can block.
     step(
         "prctl(PR_SET_PDEATHSIG)",
@@ -115,6 +118,10 @@ fn setup(spec: &Spec) -> Step<Pid> {
         // PID 1 only receives signals it has a handler for (pid_namespaces(7)).
         step("sigaction", sys::install_noop_handler(sig as i32))?;
     }
+    // Meanwhile the parent attached our cgroups (a v1 migration waits for an RCU grace period,
+    // ~10 ms, so it overlaps the set-up above); nothing the payload runs may escape the limits.
+    wait_for_byte(GO_FD)?;
+    step("close", nix::unistd::close(GO_FD))?;
     match step("fork payload", sys::fork())? {
         ForkResult::Child => payload(spec),
         ForkResult::Parent { child } => {
@@ -265,7 +272,7 @@ fn init_mask() -> SigSet {
     mask
 }
 
-fn wait_for_go(fd: RawFd) -> Step {
+fn wait_for_byte(fd: RawFd) -> Step {
     let mut byte = [0u8; 1];
     loop {
         match nix::unistd::read(sys::borrow_fd(fd), &mut byte) {
@@ -277,16 +284,16 @@ fn wait_for_go(fd: RawFd) -> Step {
     }
 }
 
-/// Move the pipes to 0-3 and close everything else.
+/// Move the pipes to 0-4 and close everything else.
 fn stdio(fds: [RawFd; 5]) -> Step {
-    let [_, stdin, stdout, stderr, proto] = fds;
-    let mut moved = [0; 4];
+    let [go, stdin, stdout, stderr, proto] = fds;
+    let mut moved = [0; 5];
     // Copy every source above the targets first, so no dup2 clobbers a source not yet moved.
-    for (slot, from) in moved.iter_mut().zip([stdin, stdout, stderr, proto]) {
+    for (slot, from) in moved.iter_mut().zip([stdin, stdout, stderr, proto, go]) {
         *slot = step("fcntl(F_DUPFD)", sys::dup_above(from, 64))?;
     }
-    for (from, to) in moved.into_iter().zip([0, 1, 2, CHILD_FD]) {
+    for (from, to) in moved.into_iter().zip([0, 1, 2, CHILD_FD, GO_FD]) {
         step("dup2", sys::dup2(from, to))?;
     }
-    step("close_range", sys::close_from(CHILD_FD + 1))
+    step("close_range", sys::close_from(GO_FD + 1))
 }

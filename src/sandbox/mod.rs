@@ -283,18 +283,21 @@ fn run_inner(
         }
     };
     let ids = ns::IdMap::for_caller();
+    // Release the child as soon as it has its ids, then attach the cgroups while it builds its
+    // mount tree; it waits for the second byte before forking the payload.
     let release = ids.write(pid).map_err(PrepareError::from).and_then(|()| {
+        let _ = nix::unistd::write(&pipes.go.1, b"g");
         prep.group
             .as_ref()
             .map_or(Ok(()), |g| g.attach(pid).map_err(PrepareError::from))
     });
     if let Err(e) = release {
-        // Dropping the go pipe unreleased makes the child exit; reap it before reporting.
+        // The child exits on EOF of the release pipe or dies here; reap it before reporting.
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(e);
     }
-    let _ = nix::unistd::write(&pipes.go.1, b"g");
+    let _ = nix::unistd::write(&pipes.go.1, b"l");
     let Pipes {
         stdin,
         stdout,
