@@ -127,6 +127,10 @@ impl Js<'_, '_> {
                 self.member(node, slot);
                 true
             }
+            "identifier" => {
+                self.reference(node, slot);
+                false
+            }
             _ => true,
         }
     }
@@ -440,6 +444,44 @@ impl Js<'_, '_> {
         if let Value::Name(name) = self.resolve(node, 0) {
             self.sink.push(FactKind::Access, &name, node);
         }
+    }
+
+    /// A bare name used as a value (`[].map(eval)`, `run` after `{exec: run} = require(...)`):
+    /// an access of what it is bound to, when that is a module member or a code evaluator.
+    fn reference(&mut self, node: Node, slot: Slot) {
+        let binding_or_callee = matches!(
+            slot.field,
+            Some("function" | "constructor" | "object" | "property" | "name" | "key" | "left")
+                | Some("label" | "alias" | "parameter" | "parameters")
+        );
+        let in_pattern = slot.parent.is_none_or(|p| {
+            matches!(
+                p.kind(),
+                "formal_parameters"
+                    | "import_specifier"
+                    | "export_specifier"
+                    | "namespace_import"
+                    | "import_clause"
+                    | "pair_pattern"
+                    | "object_pattern"
+                    | "array_pattern"
+                    | "rest_pattern"
+                    | "assignment_pattern"
+                    | "catch_clause"
+            )
+        });
+        if binding_or_callee || in_pattern {
+            return;
+        }
+        // Looked up directly rather than through `resolve`: this runs for every name in the file.
+        let text = self.sink.text(node);
+        let evaluator = |n: &str| n == "eval" || n == "Function";
+        let name = match self.env.get(text) {
+            Some(Value::Name(q)) if q.contains('.') || evaluator(q) => q.clone(),
+            None if evaluator(text) => text.to_string(),
+            _ => return,
+        };
+        self.sink.push(FactKind::Access, &name, node);
     }
 
     /// `process[x]`, `cp[name]`: a computed member of a module or a sensitive global.

@@ -30,7 +30,8 @@ pub struct Rule {
 pub(crate) struct Matcher {
     /// Module names; `os` also matches `os.path` (submodules).
     pub imports: Vec<String>,
-    /// Called names, globs with `*` (`subprocess.*`, `os.exec*`).
+    /// Called names, globs with `*` (`subprocess.*`, `os.exec*`); a reference to such a name
+    /// without a call also matches when the rule has no argument condition.
     pub calls: Vec<String>,
     /// Referenced names, called or not; `os.environ` also matches `os.environ.get`.
     pub accesses: Vec<String>,
@@ -77,7 +78,12 @@ impl Rule {
         let name = fact.name.as_str();
         match fact.kind {
             FactKind::Import => m.imports.iter().any(|p| subtree_match(p, name)),
-            FactKind::Access => m.accesses.iter().any(|p| subtree_match(p, name)),
+            // A reference to a callable (`map(os.system, cmds)`, `[eval][0]`) counts as a call,
+            // unless the rule needs to see the call's arguments.
+            FactKind::Access => {
+                m.accesses.iter().any(|p| subtree_match(p, name))
+                    || (m.arg.is_none() && m.calls.iter().any(|p| glob(p, name)))
+            }
             FactKind::Call => {
                 (m.calls.iter().any(|p| glob(p, name)) && self.arg_holds(fact))
                     || m.accesses.iter().any(|p| subtree_match(p, name))
@@ -191,7 +197,7 @@ impl Index {
             let m = &rule.matcher;
             let lists: [(&[String], &[FactKind]); 5] = [
                 (&m.imports, &[FactKind::Import]),
-                (&m.calls, &[FactKind::Call]),
+                (&m.calls, &[FactKind::Call, FactKind::Access]),
                 (&m.accesses, &[FactKind::Call, FactKind::Access]),
                 (&m.commands, &[FactKind::Command]),
                 (&m.constructs, &[FactKind::Construct]),

@@ -45,6 +45,21 @@ const ESCAPE_ATTRIBUTES: &[&str] = &[
     "tb_frame",
 ];
 
+/// Builtins worth a finding even when only referenced (`map(eval, xs)`).
+const REFERENCE_BUILTINS: &[&str] = &[
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "getattr",
+    "setattr",
+    "delattr",
+    "globals",
+    "vars",
+    "open",
+    "breakpoint",
+];
+
 /// Calls whose first argument is Python source.
 const CODE_SINKS: &[&str] = &["eval", "exec", "compile"];
 
@@ -149,6 +164,10 @@ impl Py<'_, '_> {
             "subscript" => {
                 self.subscript(node);
                 true
+            }
+            "identifier" => {
+                self.reference(node, slot);
+                false
             }
             _ => true,
         }
@@ -410,6 +429,37 @@ impl Py<'_, '_> {
         if let Value::Name(name) = self.resolve(node, 0) {
             self.sink.push(FactKind::Access, &name, node);
         }
+    }
+
+    /// A bare name used as a value (`map(eval, xs)`, `run = s` after `from os import system as
+    /// s`): an access of what it is bound to, when that is a module member or a risky builtin.
+    fn reference(&mut self, node: Node, slot: Slot) {
+        let not_a_value = matches!(
+            slot.field,
+            Some("function" | "object" | "attribute" | "name" | "alias" | "left")
+        ) || slot.parent.is_none_or(|p| {
+            matches!(
+                p.kind(),
+                "parameters"
+                    | "lambda_parameters"
+                    | "typed_parameter"
+                    | "global_statement"
+                    | "nonlocal_statement"
+            )
+        });
+        if not_a_value {
+            return;
+        }
+        // Looked up directly rather than through `resolve`: this runs for every name in the file.
+        let text = self.sink.text(node);
+        let name = match self.env.get(text) {
+            Some(Value::Name(q)) if q.contains('.') || REFERENCE_BUILTINS.contains(&q.as_str()) => {
+                q.clone()
+            }
+            None if REFERENCE_BUILTINS.contains(&text) => text.to_string(),
+            _ => return,
+        };
+        self.sink.push(FactKind::Access, &name, node);
     }
 
     fn subscript(&mut self, node: Node) {

@@ -136,6 +136,11 @@ impl Py<'_, '_> {
                 .and_then(char::from_u32)
                 .map_or(Value::Unknown, |c| Value::Const(c.to_string())),
             "globals" | "locals" | "vars" if args.is_empty() => Value::Name("globals()".into()),
+            // `vars(os)["system"]` is `os.__dict__["system"]`.
+            "vars" => match args.first().map(|a| self.resolve(*a, depth + 1)) {
+                Some(Value::Name(q)) => Value::Name(format!("{q}.__dict__")),
+                _ => Value::Unknown,
+            },
             _ => Value::Name(format!("{callee}()")),
         }
     }

@@ -76,6 +76,25 @@ fn a_file_without_extends_builds_on_the_given_base() {
 }
 
 #[test]
+fn a_rules_file_path_works_wherever_a_preset_name_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lenient.toml");
+    std::fs::write(&path, "extends = \"strict\"\nthreshold = \"high\"\n").unwrap();
+    let preset = crate::analysis::load_preset(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        (preset.name(), preset.threshold()),
+        ("lenient", Severity::High)
+    );
+    assert!(analyze("import sys", Python, &preset).safe);
+    let missing = crate::analysis::load_preset("/nonexistent/rules.toml").unwrap_err();
+    assert!(
+        matches!(missing, AnalysisError::ReadRules { .. }),
+        "{missing}"
+    );
+    assert!(missing.to_string().contains("/nonexistent/rules.toml"));
+}
+
+#[test]
 fn errors_name_the_file_line_and_field() {
     let cases: &[(&str, &str)] = &[
         (

@@ -65,6 +65,14 @@ fn calls_resolve_through_aliases_and_assignments() {
             ("import builtins as b\nb.exec('1')", &["code-eval"]),
             ("__builtins__.eval('1')", &["code-eval"]),
             ("g = eval\ng('1')", &["code-eval"]),
+            ("import os\nlist(map(os.system, cmds))", &["system-command"]),
+            (
+                "from os import system as s\nrun_all(s, cmds)",
+                &["system-command"],
+            ),
+            ("[eval][0]('1')", &["code-eval"]),
+            ("sorted(xs, key=eval)", &["code-eval"]),
+            ("import os\nvars(os)['system']('id')", &["system-command"]),
         ],
     );
 }
