@@ -85,7 +85,8 @@ fn a_rules_file_path_works_wherever_a_preset_name_does() {
         (preset.name(), preset.threshold()),
         ("lenient", Severity::High)
     );
-    assert!(analyze("import sys", Python, &preset).safe);
+    assert!(analyze("import threading", Python, &preset).safe);
+    assert!(!analyze("import sys", Python, &preset).safe);
     let missing = crate::analysis::load_preset("/nonexistent/rules.toml").unwrap_err();
     assert!(
         matches!(missing, AnalysisError::ReadRules { .. }),
