@@ -27,7 +27,9 @@ use crate::verdict::{PolicyReport, Status, Verdict};
 )]
 pub struct RunArgs {
     /// Profile by name (`stockade profile list`) or path: supplies the interpreter, limits and
-    /// layers; the arguments after `--` are appended to the profile's command.
+    /// layers; the arguments after `--` are appended to the profile's command. When the first of
+    /// them names a file in the current directory (a plain relative path), it is copied into the
+    /// work dir: `stockade run --profile python -- main.py`.
     #[arg(long, short = 'p', value_name = "NAME|PATH")]
     pub profile: Option<String>,
     /// Code to run, delivered the way the profile says (argument, file in /sandbox, or stdin).
@@ -224,6 +226,19 @@ fn build_policy(args: &RunArgs) -> anyhow::Result<(Policy, Vec<WorkFile>, Option
     };
     let mut policy = crate::profile::load(name)?.into_policy();
     apply_args(&mut policy, args)?;
+    // `stockade run --profile python -- main.py`: the program named first is the caller's file.
+    if let Some(first) = args.command.first().filter(|_| args.code.is_none()) {
+        let path = std::path::Path::new(first);
+        let plain = path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if plain && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            policy.copy_in.push(CopyIn {
+                source: path.to_path_buf(),
+                target: policy.cwd.join(path),
+            });
+        }
+    }
     let input = match &args.code {
         Some(code) => CodeInput::Code {
             code: code.clone(),
