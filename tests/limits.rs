@@ -15,7 +15,17 @@ fn memory_limit_ends_in_oom_with_the_peak() {
         eprintln!("cgroup limits need root or a delegated subtree here; skipped");
         return;
     }
-    let v = verdict(Who::Me, &["--memory", "64MiB", "--", "python3", "-c", "b = bytearray(1 << 30)"]);
+    let v = verdict(
+        Who::Me,
+        &[
+            "--memory",
+            "64MiB",
+            "--",
+            "python3",
+            "-c",
+            "b = bytearray(1 << 30)",
+        ],
+    );
     assert_eq!(v["status"], "oom", "{v}");
     assert_eq!(v["enforced"]["cgroup"]["memory_limit_enforced"], true);
     let peak = v["memory_peak_bytes"].as_u64().unwrap();
@@ -28,7 +38,19 @@ fn fork_bomb_is_held_at_pids_max() {
     if !root() {
         return;
     }
-    let v = verdict(Who::Me, &["--pids", "16", "--wall-time", "2s", "--", "bash", "-c", ":(){ :|:& };:; sleep 0.5"]);
+    let v = verdict(
+        Who::Me,
+        &[
+            "--pids",
+            "16",
+            "--wall-time",
+            "2s",
+            "--",
+            "bash",
+            "-c",
+            ":(){ :|:& };:; sleep 0.5",
+        ],
+    );
     assert_eq!(v["enforced"]["cgroup"]["pids_limit_enforced"], true, "{v}");
     assert!(v["pids_limit_hits"].as_u64().unwrap() > 0, "{v}");
     assert!(v["pids_peak"].as_u64().unwrap_or(0) <= 16, "{v}");
@@ -39,7 +61,19 @@ fn fork_bomb_is_held_at_pids_max() {
 
 #[test]
 fn cpu_time_limit_ends_in_timeout_cpu() {
-    let v = verdict(Who::Me, &["--cpu-time", "1s", "--wall-time", "20s", "--", "python3", "-c", "while 1: pass"]);
+    let v = verdict(
+        Who::Me,
+        &[
+            "--cpu-time",
+            "1s",
+            "--wall-time",
+            "20s",
+            "--",
+            "python3",
+            "-c",
+            "while 1: pass",
+        ],
+    );
     assert_eq!(v["status"], "timeout_cpu", "{v}");
     let cpu = v["cpu_ms"]["total_ms"].as_u64().unwrap();
     assert!((800..3000).contains(&cpu), "cpu_ms {cpu}");
@@ -50,7 +84,19 @@ fn cpu_quota_throttles_to_about_half_a_core() {
     if !root() {
         return;
     }
-    let v = verdict(Who::Me, &["--cpus", "0.5", "--wall-time", "2s", "--", "python3", "-c", "while 1: pass"]);
+    let v = verdict(
+        Who::Me,
+        &[
+            "--cpus",
+            "0.5",
+            "--wall-time",
+            "2s",
+            "--",
+            "python3",
+            "-c",
+            "while 1: pass",
+        ],
+    );
     assert_eq!(v["status"], "timeout_wall", "{v}");
     assert_eq!(v["enforced"]["cgroup"]["cpu_limit_enforced"], true);
     let ratio = v["cpu_ms"]["total_ms"].as_f64().unwrap() / v["wall_ms"].as_f64().unwrap();
@@ -60,10 +106,29 @@ fn cpu_quota_throttles_to_about_half_a_core() {
 
 #[test]
 fn the_rlimit_backend_is_honest() {
-    let v = verdict(Who::Me, &["--cgroup-backend", "none", "--memory", "64MiB", "--best-effort", "cgroup", "--", "python3", "-c", "b = bytearray(1 << 30)"]);
+    let v = verdict(
+        Who::Me,
+        &[
+            "--cgroup-backend",
+            "none",
+            "--memory",
+            "64MiB",
+            "--best-effort",
+            "cgroup",
+            "--",
+            "python3",
+            "-c",
+            "b = bytearray(1 << 30)",
+        ],
+    );
     // RLIMIT_AS stops the allocation inside python (MemoryError), without an OOM kill.
     assert_eq!(v["status"], "exit_nonzero", "{v}");
-    assert!(v["stderr"]["data"].as_str().unwrap().contains("MemoryError"));
+    assert!(
+        v["stderr"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("MemoryError")
+    );
     assert_eq!(v["enforced"]["cgroup"]["backend"], "none");
     assert_eq!(v["enforced"]["cgroup"]["memory_limit_enforced"], false);
 }
@@ -73,7 +138,26 @@ fn no_group_is_left_after_runs() {
     if !root() {
         return;
     }
-    for args in [vec!["--memory", "32MiB", "--", "python3", "-c", "b = bytearray(1 << 30)"], vec!["--pids", "8", "--wall-time", "300ms", "--", "sh", "-c", "sleep 5 & sleep 5"]] {
+    for args in [
+        vec![
+            "--memory",
+            "32MiB",
+            "--",
+            "python3",
+            "-c",
+            "b = bytearray(1 << 30)",
+        ],
+        vec![
+            "--pids",
+            "8",
+            "--wall-time",
+            "300ms",
+            "--",
+            "sh",
+            "-c",
+            "sleep 5 & sleep 5",
+        ],
+    ] {
         let _ = verdict(Who::Me, &args);
     }
     let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
@@ -86,12 +170,22 @@ fn no_group_is_left_after_runs() {
             c => format!("/sys/fs/cgroup/{}", c.split(',').next().unwrap()),
         };
         let dir = std::path::Path::new(&mount).join(path.trim_start_matches('/'));
-        let leftovers: Vec<_> = walk(&dir).into_iter().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sandbox-"))).collect();
+        let leftovers: Vec<_> = walk(&dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("sandbox-"))
+            })
+            .collect();
         // Other tests may be running right now; a group of a finished run must be gone, so only
         // groups with live processes are allowed.
         for group in leftovers {
             let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
-            assert!(!procs.trim().is_empty(), "empty sandbox group left behind: {}", group.display());
+            assert!(
+                !procs.trim().is_empty(),
+                "empty sandbox group left behind: {}",
+                group.display()
+            );
         }
     }
 }
@@ -113,6 +207,16 @@ fn ro_bind_is_visible_and_read_only() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("input.txt"), "shared\n").unwrap();
     let bind = format!("{}:/data", dir.display());
-    let v = verdict(Who::Me, &["--ro-bind", &bind, "--", "sh", "-c", "cat /data/input.txt; touch /data/x 2>&1 | grep -o 'Read-only file system'"]);
+    let v = verdict(
+        Who::Me,
+        &[
+            "--ro-bind",
+            &bind,
+            "--",
+            "sh",
+            "-c",
+            "cat /data/input.txt; touch /data/x 2>&1 | grep -o 'Read-only file system'",
+        ],
+    );
     assert_eq!(stdout_of(&v), "shared\nRead-only file system\n", "{v}");
 }

@@ -41,7 +41,14 @@ pub struct RunOptions<'a> {
 impl Default for RunOptions<'_> {
     /// No stdin, no echo, no cgroup limits, no signal forwarding, no extra files.
     fn default() -> Self {
-        RunOptions { stdin: Stdin::Null, echo: Echo::Off, limits: None, forward_signals: false, files: Vec::new(), cancel: None }
+        RunOptions {
+            stdin: Stdin::Null,
+            echo: Echo::Off,
+            limits: None,
+            forward_signals: false,
+            files: Vec::new(),
+            cancel: None,
+        }
     }
 }
 

@@ -171,7 +171,9 @@ impl Supervisor<'_> {
                     .and_then(RunGroup::event_fd)
                     .map(|fd| (fd, PollFlags::POLLIN)),
                 signals.as_ref().map(|s| (s.as_fd(), PollFlags::POLLIN)),
-                opts.cancel.filter(|_| !out.cancelled).map(|fd| (fd, PollFlags::POLLIN)),
+                opts.cancel
+                    .filter(|_| !out.cancelled)
+                    .map(|fd| (fd, PollFlags::POLLIN)),
             ];
             let mut pfds: Vec<PollFd> = Vec::with_capacity(9);
             let mut index = [usize::MAX; 9];
@@ -309,10 +311,16 @@ impl Supervisor<'_> {
         capture.data.extend_from_slice(keep);
         capture.total += n as u64;
         if !keep.is_empty() {
-            let channel = if which == 1 { Channel::Stdout } else { Channel::Stderr };
+            let channel = if which == 1 {
+                Channel::Stdout
+            } else {
+                Channel::Stderr
+            };
             match echo {
                 Echo::Off => {}
-                Echo::Stdio if channel == Channel::Stdout => drop(std::io::stdout().write_all(keep)),
+                Echo::Stdio if channel == Channel::Stdout => {
+                    drop(std::io::stdout().write_all(keep))
+                }
                 Echo::Stdio => drop(std::io::stderr().write_all(keep)),
                 Echo::Callback(f) => f(channel, keep),
             }
