@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod doctor;
+pub mod key;
 pub mod profile;
 pub mod rootfs;
 pub mod run;
@@ -29,6 +30,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Check what this host can enforce and which profiles can run (OK / DEGRADED / MISSING).
     Doctor(doctor::DoctorArgs),
+    /// API keys for `stockade serve`: generate one, or hash one read from standard input.
+    Key(key::KeyArgs),
     /// List, show and validate profiles.
     Profile(profile::ProfileArgs),
     /// Check and list root filesystems.
@@ -43,6 +46,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Key(args) => key::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Rootfs(args) => rootfs::run(args),
         Command::Run(args) => run::run(*args),

@@ -14,6 +14,7 @@ mod metrics;
 mod native;
 mod notify;
 mod piston;
+pub mod security;
 mod semver;
 mod server;
 mod stream;
