@@ -157,29 +157,7 @@ pub(crate) fn parse(path: &Path, text: &str, base: Option<&str>) -> Result<Prese
             message: e.message().trim().to_string(),
         }
     })?;
-    let mut base = match (&file.extends, base) {
-        (Some(name), wanted) => {
-            let extended = preset(name.get_ref()).map_err(|_| {
-                let message = format!(
-                    "unknown preset `{}` (a file may extend only a built-in preset: {})",
-                    name.get_ref(),
-                    super::preset_names().join(", ")
-                );
-                loader.invalid(name.span(), "extends", message)
-            })?;
-            if let Some(wanted) = wanted.map(preset).transpose()? {
-                if wanted.name != extended.name {
-                    let message = format!(
-                        "extends `{}` but preset `{}` was asked for",
-                        extended.name, wanted.name
-                    );
-                    return Err(loader.invalid(name.span(), "extends", message));
-                }
-            }
-            extended
-        }
-        (None, wanted) => preset(wanted.unwrap_or(super::DEFAULT_PRESET))?,
-    };
+    let mut base = base_preset(&loader, file.extends.as_ref(), base)?;
     base.name = file.name.clone().unwrap_or_else(|| stem(path));
     if let Some(description) = &file.description {
         base.description = description.clone();
@@ -209,6 +187,36 @@ pub(crate) fn parse(path: &Path, text: &str, base: Option<&str>) -> Result<Prese
     }
     base.index = std::sync::OnceLock::new();
     Ok(base)
+}
+
+/// The preset a file builds on: its `extends`, which must agree with the caller's `base` when
+/// both are given, else `base`, else the default preset.
+fn base_preset(
+    loader: &Loader,
+    extends: Option<&Spanned<String>>,
+    base: Option<&str>,
+) -> Result<Preset, AnalysisError> {
+    let Some(name) = extends else {
+        return preset(base.unwrap_or(super::DEFAULT_PRESET));
+    };
+    let extended = preset(name.get_ref()).map_err(|_| {
+        let message = format!(
+            "unknown preset `{}` (a file may extend only a built-in preset: {})",
+            name.get_ref(),
+            super::preset_names().join(", ")
+        );
+        loader.invalid(name.span(), "extends", message)
+    })?;
+    if let Some(wanted) = base.map(preset).transpose()? {
+        if wanted.name != extended.name {
+            let message = format!(
+                "extends `{}` but preset `{}` was asked for",
+                extended.name, wanted.name
+            );
+            return Err(loader.invalid(name.span(), "extends", message));
+        }
+    }
+    Ok(extended)
 }
 
 fn apply_severities(

@@ -265,24 +265,7 @@ impl Js<'_, '_> {
                 }
                 js_string(self.sink.text(node)).map_or(Value::Unknown, Value::Const)
             }
-            "binary_expression" => {
-                let op = node
-                    .child_by_field_name("operator")
-                    .map(|o| self.sink.text(o));
-                match (
-                    op,
-                    node.child_by_field_name("left"),
-                    node.child_by_field_name("right"),
-                ) {
-                    (Some("+"), Some(l), Some(r)) => {
-                        match (self.constant(l, depth), self.constant(r, depth)) {
-                            (Some(a), Some(b)) => Value::Const(a + &b),
-                            _ => Value::Unknown,
-                        }
-                    }
-                    _ => Value::Unknown,
-                }
-            }
+            "binary_expression" => self.sum(node, depth),
             "parenthesized_expression" | "sequence_expression" => match named_children(node).last()
             {
                 Some(inner) => self.resolve(*inner, depth + 1),
@@ -293,6 +276,24 @@ impl Js<'_, '_> {
                 None => Value::Unknown,
             },
             "call_expression" | "new_expression" => self.call_value(node, depth),
+            _ => Value::Unknown,
+        }
+    }
+
+    /// `a + b` of two constants.
+    fn sum(&self, node: Node, depth: usize) -> Value {
+        let op = node
+            .child_by_field_name("operator")
+            .map(|o| self.sink.text(o));
+        let (Some("+"), Some(l), Some(r)) = (
+            op,
+            node.child_by_field_name("left"),
+            node.child_by_field_name("right"),
+        ) else {
+            return Value::Unknown;
+        };
+        match (self.constant(l, depth), self.constant(r, depth)) {
+            (Some(a), Some(b)) => Value::Const(a + &b),
             _ => Value::Unknown,
         }
     }
