@@ -20,7 +20,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_tracing(&cli.log);
+    // The service logs JSON lines when not on a terminal (journald, log shippers); one-shot
+    // commands log plain text, since their stderr also carries the payload's.
+    let json = matches!(cli.command, cli::Command::Serve(_));
+    init_tracing(&cli.log, json);
     match cli::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -30,16 +33,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, json: bool) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-    } else {
+    if json && !std::io::stderr().is_terminal() {
         builder.json().init();
+    } else {
+        let ansi = std::io::stderr().is_terminal();
+        builder.without_time().with_target(false).with_ansi(ansi).init();
     }
 }
