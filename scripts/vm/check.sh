@@ -10,7 +10,7 @@
 # The selection comes from the kernel command line: stockade.checks=oom,cpu_quota (default all).
 
 S=/mnt/host/stockade
-ALL="version smoke isolation oom fork_limit fork_bomb cpu_quota cpu_time kill_all cgroup_root groups_removed"
+ALL="version smoke isolation oom fork_limit fork_bomb cpu_quota cpu_time kill_all cgroup_root doctor groups_removed"
 
 rec() { echo "$@" >&3; }
 say() { echo "vm-check: $*"; }
@@ -154,6 +154,22 @@ check_cgroup_root() {
 	rec "@@ FACT cgroup_root_leftovers $(find "$dir" -mindepth 1 -type d -name 'sandbox-*' | tr '\n' ' ')"
 	rec "@@ FACT cgroup_root_children $(find "$dir" -mindepth 1 -type d | tr '\n' ' ')"
 	rmdir "$dir" && rec "@@ FACT cgroup_root_rmdir ok"
+}
+
+# `stockade doctor --json` on a real cgroup v2 host: its report must match the guest.
+check_doctor() {
+	t0=$(date +%s)
+	"$S" doctor --json >/tmp/run.out 2>/tmp/run.err
+	rc=$?
+	{
+		echo "@@ BEGIN doctor"
+		cat /tmp/run.out
+		echo
+		echo "@@ STDERR"
+		cat /tmp/run.err
+		echo
+		echo "@@ END doctor rc=$rc secs=$(($(date +%s) - t0))"
+	} >&3
 }
 
 check_groups_removed() {

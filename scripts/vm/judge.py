@@ -232,6 +232,24 @@ def check_cgroup_root(runs, facts):
     return f"subtree_control {facts.get('cgroup_root_subtree_control')!r}, root empty afterwards"
 
 
+def check_doctor(runs, facts):
+    run = runs.get("doctor")
+    need(run is not None and run.verdict is not None, describe(run) if run else "no record of doctor")
+    need(run.rc == 0, f"doctor exited {run.rc}")
+    report = run.verdict
+    need(report.get("default_profile_runs") is True, "doctor says the default profile cannot run")
+    status = {c["id"]: c for c in report.get("checks", [])}
+    cg = status.get("cgroup", {})
+    need(cg.get("status") == "OK" and cg.get("summary", "").startswith("v2"),
+         f"cgroup line does not match a cgroup v2 host with all controllers: {cg}")
+    for check in ("sandbox", "userns", "seccomp", "proc"):
+        need(status.get(check, {}).get("status") == "OK", f"{check}: {status.get(check)}")
+    ll = status.get("landlock", {})
+    # The 6.1 guest kernel offers Landlock ABI 2: enforced, but without scoping or TCP rules.
+    need(ll.get("status") == "DEGRADED" and "2" in ll.get("summary", ""), f"landlock line: {ll}")
+    return f"cgroup {cg.get('summary')}; landlock {ll.get('status')}"
+
+
 def check_groups_removed(runs, facts):
     left = facts.get("groups_left")
     need(left is not None, "no record of the final cgroup scan")
@@ -240,7 +258,8 @@ def check_groups_removed(runs, facts):
 
 
 def check_backend_v2(runs, facts):
-    judged = [r for r in runs.values() if r.verdict is not None and r.get("status") != "setup_failed"]
+    judged = [r for r in runs.values() if r.verdict is not None and r.name != "doctor"
+              and r.get("status") != "setup_failed"]
     need(judged, "no run produced a verdict")
     wrong = [f"{r.name}={r.get('enforced', 'cgroup', 'backend')!r}" for r in judged
              if r.get("enforced", "cgroup", "backend") != "v2"]
