@@ -22,8 +22,9 @@ fn main() -> ExitCode {
     };
     // The service logs JSON lines when not on a terminal (journald, log shippers); one-shot
     // commands log plain text, since their stderr also carries the payload's.
-    let json = matches!(cli.command, cli::Command::Serve(_));
-    init_tracing(&cli.log, json);
+    let serve = matches!(cli.command, cli::Command::Serve(_));
+    let filter = cli.log.clone().unwrap_or_else(|| if serve { "info" } else { "warn" }.into());
+    init_tracing(&filter, serve);
     match cli::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

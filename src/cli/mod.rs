@@ -16,9 +16,10 @@ pub mod serve;
 #[derive(Debug, Parser)]
 #[command(name = "stockade", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `debug` or `stockade=trace`.
-    #[arg(long, global = true, env = "STOCKADE_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `debug` or `stockade=trace` [default: `info`
+    /// for serve, `warn` otherwise].
+    #[arg(long, global = true, env = "STOCKADE_LOG")]
+    pub log: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
