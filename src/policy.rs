@@ -291,7 +291,8 @@ pub struct CodeDelivery {
     pub flag: Option<String>,
     /// In `file` mode, the file name under `/sandbox`.
     pub file_name: String,
-    /// Arguments after the code or file and before the caller's (bash uses one for `$0`).
+    /// Arguments after inline code (`argument` and `stdin` modes) and before the caller's (bash
+    /// uses one for `$0`); not used when the code is a file, which is its own `$0`.
     pub args: Vec<String>,
 }
 

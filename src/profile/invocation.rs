@@ -87,7 +87,11 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
                 }
                 CodeVia::Stdin => inv.stdin = Some(text.into_bytes()),
             }
-            inv.argv.extend(code.args.iter().cloned());
+            // A file is itself the program ($0 is its name); the profile's args (bash's `$0`
+            // after `-c CODE`, python's `-` for stdin) only follow code given inline.
+            if code.via != CodeVia::File {
+                inv.argv.extend(code.args.iter().cloned());
+            }
             args
         }
         CodeInput::Files { files, args } => {
@@ -104,7 +108,6 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
                     contents: file.contents,
                 });
             }
-            inv.argv.extend(code.args.iter().cloned());
             args
         }
     };
@@ -198,6 +201,19 @@ mod tests {
         .unwrap();
         assert_eq!(inv.argv, ["python3", "/sandbox/a.py"]);
         assert_eq!(inv.files[1].target, PathBuf::from("/sandbox/lib/b.py"));
+        // bash's `$0` argument belongs to `-c CODE` only: a file's arguments start at $1.
+        let mut bash = python();
+        bash.argv = vec!["bash".into()];
+        bash.code.args = vec!["bash".into()];
+        let inv = invocation(
+            &bash,
+            CodeInput::Files {
+                files: vec![f("a.sh")],
+                args: vec!["x".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(inv.argv, ["bash", "/sandbox/a.sh", "x"]);
         for bad in ["../x", "/etc/passwd", "", "a/../../b"] {
             let err = invocation(
                 &python(),
