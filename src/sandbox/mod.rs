@@ -2,6 +2,7 @@
 //! release the child, supervise it (pipes, limits, signals) and turn what happened into a verdict.
 
 mod child;
+mod feeder;
 pub mod protocol;
 mod supervise;
 
@@ -321,7 +322,7 @@ fn run_inner(
         started,
         kmsg,
     }
-    .run(opts, stdin.1, stdout.0, stderr.0, proto.0);
+    .run(opts, [stdin.1, stdout.0, stderr.0, proto.0]);
     let mut verdict = outcome.into_verdict(policy, prep.group.as_ref());
     verdict.enforced = enforced(policy, &prep, ids, &verdict);
     if let Some(group) = prep.group {

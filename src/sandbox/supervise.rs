@@ -11,6 +11,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 
+use super::feeder::Feeder;
 use super::protocol::{self, Exit, Message};
 use crate::cgroup::RunGroup;
 use crate::policy::{OutputMode, Policy};
@@ -51,7 +52,7 @@ pub enum Echo<'a> {
 const CPU_POLL: Duration = Duration::from_millis(10);
 /// How long to keep draining pipes after the init is gone (the kernel is killing the rest).
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
-const CHUNK: usize = 64 * 1024;
+pub(super) const CHUNK: usize = 64 * 1024;
 
 pub(super) struct Supervisor<'a> {
     pub policy: &'a Policy,
@@ -84,199 +85,252 @@ pub(super) struct Outcome {
     cancelled: bool,
 }
 
-impl Supervisor<'_> {
-    pub fn run(
-        mut self,
-        opts: &super::RunOptions,
-        stdin: OwnedFd,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-        proto: OwnedFd,
-    ) -> Outcome {
-        let limits = &self.policy.limits;
-        let deadline = limits.wall.map(|w| self.started + w);
-        let signals = opts.forward_signals.then(signal_fd).flatten();
-        let mut feeder = Feeder::new(&opts.stdin, stdin);
-        let mut out = Outcome {
-            exit: None,
-            init_signal: None,
-            setup_error: None,
-            exec_failed: None,
-            landlock: None,
-            killed_for: None,
-            stdout: Capture {
-                open: true,
-                ..Capture::default()
-            },
-            stderr: Capture {
-                open: true,
-                ..Capture::default()
-            },
-            wall: Duration::ZERO,
-            seccomp_nr: None,
-            cancelled: false,
+/// The supervisor's side of the pipes, and what it is waiting for.
+struct Io<'a> {
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    proto: OwnedFd,
+    proto_open: bool,
+    reader: protocol::Reader,
+    feeder: Feeder,
+    signals: Option<SignalFd>,
+    cancel: Option<BorrowedFd<'a>>,
+    echo: Echo<'a>,
+    buf: Vec<u8>,
+}
+
+/// Where the run is: the init's end, the payload's host pid (for the seccomp audit record), and
+/// how many interrupts we received.
+#[derive(Default)]
+struct Progress {
+    init_done: Option<Instant>,
+    payload_pid: Option<i32>,
+    interrupts: u32,
+}
+
+/// Poll slots, in the order `poll_once` fills them.
+const PIDFD: usize = 0;
+const STDOUT: usize = 1;
+const STDERR: usize = 2;
+const PROTO: usize = 3;
+const STDIN_SOURCE: usize = 4;
+const STDIN_PIPE: usize = 5;
+const EVENTS: usize = 6;
+const SIGNALS: usize = 7;
+const CANCEL: usize = 8;
+const SLOTS: usize = 9;
+
+impl<'a> Supervisor<'a> {
+    /// Supervise until the init is gone and the pipes are drained.
+    pub fn run(mut self, opts: &'a super::RunOptions<'a>, pipes: [OwnedFd; 4]) -> Outcome {
+        let [stdin, stdout, stderr, proto] = pipes;
+        let mut io = Io {
+            stdout,
+            stderr,
+            proto,
+            proto_open: true,
+            reader: protocol::Reader::default(),
+            feeder: Feeder::new(&opts.stdin, stdin),
+            signals: opts.forward_signals.then(signal_fd).flatten(),
+            cancel: opts.cancel,
+            echo: opts.echo,
+            buf: vec![0u8; CHUNK],
         };
-        let mut proto_open = true;
-        let mut reader = protocol::Reader::default();
-        let mut init_done: Option<Instant> = None;
-        let mut payload_pid = None;
-        let mut interrupts = 0;
-        let mut buf = vec![0u8; CHUNK];
+        let mut out = Outcome::new();
+        let mut run = Progress::default();
         loop {
             let now = Instant::now();
-            if let Some(done) = init_done {
-                if !(out.stdout.open || out.stderr.open || proto_open) || now >= done + DRAIN_GRACE
-                {
-                    break;
-                }
+            let drained = !(out.stdout.open || out.stderr.open || io.proto_open);
+            if run
+                .init_done
+                .is_some_and(|done| drained || now >= done + DRAIN_GRACE)
+            {
+                break;
             }
-            if out.killed_for.is_none() && init_done.is_none() {
-                if deadline.is_some_and(|d| now >= d) {
-                    self.kill(&mut out, Status::TimeoutWall);
-                } else if let (Some(cpu), Some(used)) =
-                    (limits.cpu, self.group.and_then(RunGroup::cpu_usage_us))
-                {
-                    if Duration::from_micros(used) >= cpu {
-                        self.kill(&mut out, Status::TimeoutCpu);
-                    }
-                }
+            if out.killed_for.is_none() && run.init_done.is_none() {
+                self.enforce_time_limits(now, &mut out);
             }
-            let mut timeout = init_done.map_or(Duration::from_secs(3600), |d| {
-                (d + DRAIN_GRACE).saturating_duration_since(now)
-            });
-            if out.killed_for.is_none() && init_done.is_none() {
-                if let Some(d) = deadline {
-                    timeout = timeout.min(d.saturating_duration_since(now));
-                }
-                if limits.cpu.is_some() && self.group.is_some() {
-                    timeout = timeout.min(CPU_POLL);
-                }
-            }
-            // Slots: 0 pidfd, 1 stdout, 2 stderr, 3 proto, 4 stdin source, 5 stdin pipe, 6 event,
-            // 7 signals, 8 cancel.
-            let slots: [Option<(BorrowedFd, PollFlags)>; 9] = [
-                init_done
-                    .is_none()
-                    .then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
-                out.stdout.open.then(|| (stdout.as_fd(), PollFlags::POLLIN)),
-                out.stderr.open.then(|| (stderr.as_fd(), PollFlags::POLLIN)),
-                proto_open.then(|| (proto.as_fd(), PollFlags::POLLIN)),
-                feeder
-                    .wants_input()
-                    .then(|| (sys::borrow_fd(0), PollFlags::POLLIN)),
-                feeder
-                    .wants_output()
-                    .then(|| (feeder.pipe_fd(), PollFlags::POLLOUT)),
-                self.group
-                    .and_then(RunGroup::event_fd)
-                    .map(|fd| (fd, PollFlags::POLLIN)),
-                signals.as_ref().map(|s| (s.as_fd(), PollFlags::POLLIN)),
-                opts.cancel
-                    .filter(|_| !out.cancelled)
-                    .map(|fd| (fd, PollFlags::POLLIN)),
-            ];
-            let mut pfds: Vec<PollFd> = Vec::with_capacity(9);
-            let mut index = [usize::MAX; 9];
-            for (slot, entry) in slots.iter().enumerate() {
-                if let Some((fd, flags)) = entry {
-                    index[slot] = pfds.len();
-                    pfds.push(PollFd::new(*fd, *flags));
-                }
-            }
-            let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
-            match nix::poll::poll(&mut pfds, PollTimeout::from(ms)) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => {
-                    tracing::error!("poll: {e}");
-                    self.kill(&mut out, Status::SetupFailed);
-                }
-            }
-            let ready = |slot: usize| {
-                index[slot] != usize::MAX
-                    && pfds[index[slot]].revents().is_some_and(|r| !r.is_empty())
-            };
-            let ready: [bool; 9] = std::array::from_fn(ready);
-            drop(pfds);
-            if ready[1] {
-                self.read_stream(&stdout, 1, &mut out, &mut buf, opts.echo);
-            }
-            if ready[2] {
-                self.read_stream(&stderr, 2, &mut out, &mut buf, opts.echo);
-            }
-            if ready[3] {
-                match nix::unistd::read(&proto, &mut buf) {
-                    Ok(0) | Err(Errno::EBADF) => proto_open = false,
-                    Ok(n) => {
-                        for msg in reader.feed(&buf[..n]) {
-                            match msg {
-                                Message::SetupFailed(e) => out.setup_error = Some(e),
-                                Message::Ready {
-                                    landlock_status,
-                                    landlock_abi,
-                                } => {
-                                    out.landlock = Some((landlock_status, landlock_abi));
-                                    payload_pid = sys::children_of(self.pid).first().copied();
-                                }
-                                Message::ExecFailed { path, errno } => {
-                                    out.exec_failed = Some((path, errno))
-                                }
-                                Message::Exited(exit) => out.exit = Some(exit),
-                            }
-                        }
-                    }
-                    Err(_) => {}
-                }
-            }
-            if ready[4] {
-                feeder.fill();
-            }
-            if ready[5] || feeder.wants_output() {
-                feeder.flush();
-            }
-            if ready[6] {
-                // Drain the eventfd/inotify so poll does not spin; the OOM count is read at the end.
-                let _ =
-                    nix::unistd::read(self.group.and_then(RunGroup::event_fd).unwrap(), &mut buf);
-            }
-            if ready[7] {
-                if let Some(Ok(Some(_))) = signals.as_ref().map(SignalFd::read_signal) {
-                    interrupts += 1;
-                    if interrupts == 1 {
-                        // The init forwards it to the payload, which may exit cleanly.
-                        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM);
-                    } else {
-                        self.kill(&mut out, Status::Signaled);
-                    }
-                }
-            }
-            if ready[8] {
-                // The caller went away (or asked to stop): nobody is left to read the result.
-                out.cancelled = true;
-                self.kill(&mut out, Status::Signaled);
-            }
-            if ready[0] {
-                if let Ok(status) = nix::sys::wait::waitid(
-                    Id::PIDFd(self.pidfd.as_fd()),
-                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
-                ) {
-                    if let WaitStatus::Signaled(_, sig, _) = status {
-                        out.init_signal = Some(sig as i32);
-                    }
-                    if !matches!(status, WaitStatus::StillAlive) {
-                        out.wall = self.started.elapsed();
-                        init_done = Some(Instant::now());
-                        feeder.close();
-                    }
-                }
-            }
+            let ready = self.poll_once(&io, &out, &run, self.timeout(now, &out, &run));
+            self.handle(ready, &mut io, &mut out, &mut run);
         }
-        if let Some(sigs) = signals {
+        if let Some(sigs) = io.signals.take() {
             restore_signals(sigs);
         }
         if out.exit.is_some_and(|e| e.signal == Some(libc::SIGSYS)) {
-            out.seccomp_nr = self.kmsg.as_mut().and_then(|k| k.find_kill(payload_pid));
+            out.seccomp_nr = self
+                .kmsg
+                .as_mut()
+                .and_then(|k| k.find_kill(run.payload_pid));
         }
         out
+    }
+
+    /// Wall time from the deadline; CPU time from the cgroup's accounting.
+    fn enforce_time_limits(&self, now: Instant, out: &mut Outcome) {
+        let limits = &self.policy.limits;
+        if limits.wall.is_some_and(|w| now >= self.started + w) {
+            self.kill(out, Status::TimeoutWall);
+        } else if let (Some(cpu), Some(used)) =
+            (limits.cpu, self.group.and_then(RunGroup::cpu_usage_us))
+        {
+            if Duration::from_micros(used) >= cpu {
+                self.kill(out, Status::TimeoutCpu);
+            }
+        }
+    }
+
+    /// Until the next thing to check: the wall deadline, the next CPU poll, or the end of draining.
+    fn timeout(&self, now: Instant, out: &Outcome, run: &Progress) -> Duration {
+        if let Some(done) = run.init_done {
+            return (done + DRAIN_GRACE).saturating_duration_since(now);
+        }
+        let mut timeout = Duration::from_secs(3600);
+        if out.killed_for.is_none() {
+            if let Some(w) = self.policy.limits.wall {
+                timeout = timeout.min((self.started + w).saturating_duration_since(now));
+            }
+            if self.policy.limits.cpu.is_some() && self.group.is_some() {
+                timeout = timeout.min(CPU_POLL);
+            }
+        }
+        timeout
+    }
+
+    /// One `poll(2)` over everything still open; which slots are ready.
+    fn poll_once(
+        &self,
+        io: &Io,
+        out: &Outcome,
+        run: &Progress,
+        timeout: Duration,
+    ) -> [bool; SLOTS] {
+        let slots: [Option<(BorrowedFd, PollFlags)>; SLOTS] = [
+            run.init_done
+                .is_none()
+                .then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
+            out.stdout
+                .open
+                .then(|| (io.stdout.as_fd(), PollFlags::POLLIN)),
+            out.stderr
+                .open
+                .then(|| (io.stderr.as_fd(), PollFlags::POLLIN)),
+            io.proto_open.then(|| (io.proto.as_fd(), PollFlags::POLLIN)),
+            io.feeder
+                .wants_input()
+                .then(|| (sys::borrow_fd(0), PollFlags::POLLIN)),
+            io.feeder
+                .wants_output()
+                .then(|| (io.feeder.pipe_fd(), PollFlags::POLLOUT)),
+            self.group
+                .and_then(RunGroup::event_fd)
+                .map(|fd| (fd, PollFlags::POLLIN)),
+            io.signals.as_ref().map(|s| (s.as_fd(), PollFlags::POLLIN)),
+            io.cancel
+                .filter(|_| !out.cancelled)
+                .map(|fd| (fd, PollFlags::POLLIN)),
+        ];
+        let mut pfds: Vec<PollFd> = Vec::with_capacity(SLOTS);
+        let mut index = [usize::MAX; SLOTS];
+        for (slot, entry) in slots.iter().enumerate() {
+            if let Some((fd, flags)) = entry {
+                index[slot] = pfds.len();
+                pfds.push(PollFd::new(*fd, *flags));
+            }
+        }
+        let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
+        if let Err(e) = nix::poll::poll(&mut pfds, PollTimeout::from(ms)) {
+            if e != Errno::EINTR {
+                tracing::error!("poll: {e}");
+            }
+            return [false; SLOTS];
+        }
+        std::array::from_fn(|slot| {
+            index[slot] != usize::MAX && pfds[index[slot]].revents().is_some_and(|r| !r.is_empty())
+        })
+    }
+
+    fn handle(&mut self, ready: [bool; SLOTS], io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+        if ready[STDOUT] {
+            self.read_stream(&io.stdout, 1, out, &mut io.buf, io.echo);
+        }
+        if ready[STDERR] {
+            self.read_stream(&io.stderr, 2, out, &mut io.buf, io.echo);
+        }
+        if ready[PROTO] {
+            self.read_protocol(io, out, run);
+        }
+        if ready[STDIN_SOURCE] {
+            io.feeder.fill();
+        }
+        if ready[STDIN_PIPE] || io.feeder.wants_output() {
+            io.feeder.flush();
+        }
+        if let (true, Some(fd)) = (ready[EVENTS], self.group.and_then(RunGroup::event_fd)) {
+            // Drain the eventfd/inotify so poll does not spin; the OOM count is read at the end.
+            let _ = nix::unistd::read(fd, &mut io.buf);
+        }
+        if ready[SIGNALS]
+            && matches!(
+                io.signals.as_ref().map(SignalFd::read_signal),
+                Some(Ok(Some(_)))
+            )
+        {
+            run.interrupts += 1;
+            if run.interrupts == 1 {
+                // The init forwards it to the payload, which may exit cleanly; a second one kills.
+                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM);
+            } else {
+                self.kill(out, Status::Signaled);
+            }
+        }
+        if ready[CANCEL] {
+            // The caller went away (or asked to stop): nobody is left to read the result.
+            out.cancelled = true;
+            self.kill(out, Status::Signaled);
+        }
+        if ready[PIDFD] {
+            self.reap_init(io, out, run);
+        }
+    }
+
+    fn read_protocol(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+        let n = match nix::unistd::read(&io.proto, &mut io.buf) {
+            Ok(0) | Err(Errno::EBADF) => {
+                io.proto_open = false;
+                return;
+            }
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        for msg in io.reader.feed(&io.buf[..n]) {
+            match msg {
+                Message::SetupFailed(e) => out.setup_error = Some(e),
+                Message::Ready {
+                    landlock_status,
+                    landlock_abi,
+                } => {
+                    out.landlock = Some((landlock_status, landlock_abi));
+                    run.payload_pid = sys::children_of(self.pid).first().copied();
+                }
+                Message::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
+                Message::Exited(exit) => out.exit = Some(exit),
+            }
+        }
+    }
+
+    fn reap_init(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+        let Ok(status) = nix::sys::wait::waitid(Id::PIDFd(self.pidfd.as_fd()), flags) else {
+            return;
+        };
+        if let WaitStatus::Signaled(_, sig, _) = status {
+            out.init_signal = Some(sig as i32);
+        }
+        if !matches!(status, WaitStatus::StillAlive) {
+            out.wall = self.started.elapsed();
+            run.init_done = Some(Instant::now());
+            io.feeder.close();
+        }
     }
 
     fn kill(&self, out: &mut Outcome, why: Status) {
@@ -331,88 +385,6 @@ impl Supervisor<'_> {
     }
 }
 
-/// Pumps bytes into the payload's stdin pipe without ever blocking the loop.
-struct Feeder {
-    pipe: Option<OwnedFd>,
-    pending: Vec<u8>,
-    offset: usize,
-    /// Whether more input may come from our own stdin.
-    source_open: bool,
-}
-
-impl Feeder {
-    fn new(stdin: &Stdin, pipe: OwnedFd) -> Feeder {
-        let _ = nix::fcntl::fcntl(
-            &pipe,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        );
-        let (pending, source_open) = match stdin {
-            Stdin::Inherit => (Vec::new(), true),
-            Stdin::Bytes(b) => (b.clone(), false),
-            Stdin::Null => (Vec::new(), false),
-        };
-        let mut f = Feeder {
-            pipe: Some(pipe),
-            pending,
-            offset: 0,
-            source_open,
-        };
-        f.flush();
-        f
-    }
-
-    fn wants_input(&self) -> bool {
-        self.pipe.is_some() && self.source_open && self.offset >= self.pending.len()
-    }
-
-    fn wants_output(&self) -> bool {
-        self.pipe.is_some() && self.offset < self.pending.len()
-    }
-
-    fn pipe_fd(&self) -> BorrowedFd<'_> {
-        self.pipe
-            .as_ref()
-            .expect("wants_output checked the pipe")
-            .as_fd()
-    }
-
-    fn fill(&mut self) {
-        self.pending.resize(CHUNK, 0);
-        self.offset = 0;
-        match nix::unistd::read(sys::borrow_fd(0), &mut self.pending) {
-            Ok(n) if n > 0 => self.pending.truncate(n),
-            Err(Errno::EINTR | Errno::EAGAIN) => self.pending.clear(),
-            _ => {
-                self.pending.clear();
-                self.source_open = false;
-            }
-        }
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        while let Some(pipe) = &self.pipe {
-            if self.offset >= self.pending.len() {
-                if !self.source_open {
-                    self.close();
-                }
-                return;
-            }
-            match nix::unistd::write(pipe, &self.pending[self.offset..]) {
-                Ok(n) => self.offset += n,
-                Err(Errno::EAGAIN | Errno::EINTR) => return,
-                // EPIPE: the payload closed its stdin; nothing more to deliver.
-                Err(_) => self.close(),
-            }
-        }
-    }
-
-    fn close(&mut self) {
-        self.pipe = None;
-        self.source_open = false;
-    }
-}
-
 fn forwarded() -> SigSet {
     let mut set = SigSet::empty();
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -433,6 +405,26 @@ fn restore_signals(fd: SignalFd) {
 }
 
 impl Outcome {
+    fn new() -> Outcome {
+        let open = || Capture {
+            open: true,
+            ..Capture::default()
+        };
+        Outcome {
+            exit: None,
+            init_signal: None,
+            setup_error: None,
+            exec_failed: None,
+            landlock: None,
+            killed_for: None,
+            stdout: open(),
+            stderr: open(),
+            wall: Duration::ZERO,
+            seccomp_nr: None,
+            cancelled: false,
+        }
+    }
+
     pub(super) fn into_verdict(self, policy: &Policy, group: Option<&RunGroup>) -> Verdict {
         let stats = group.map(RunGroup::stats);
         let oom = stats
