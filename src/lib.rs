@@ -7,8 +7,8 @@
 pub mod analysis;
 pub mod caps;
 pub mod cgroup;
-pub mod daemon;
 pub mod cli;
+pub mod daemon;
 pub mod doctor;
 pub mod fs;
 pub mod landlock;
