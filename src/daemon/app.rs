@@ -12,6 +12,7 @@ use super::catalog::{self, Catalog, Versions};
 use super::config::Config;
 use super::launcher::Launcher;
 use super::metrics::{Gauges, Metrics};
+use super::security::layer::Security;
 use super::semver::Version;
 use crate::profile::Loader;
 
@@ -24,6 +25,8 @@ pub struct App {
     versions: Mutex<Option<Arc<Versions>>>,
     pub admission: Admission,
     pub metrics: Metrics,
+    /// Authentication, grants, rate limits, audit, cache and circuit breaker.
+    pub security: Arc<Security>,
     draining: AtomicBool,
     /// Set when the drain deadline passes: every running sandbox is killed.
     kill: watch::Sender<bool>,
@@ -32,7 +35,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, launcher: Launcher) -> App {
+    pub fn new(config: Config, launcher: Launcher, security: Arc<Security>) -> App {
         let loader = Loader {
             profile_dirs: config.profile_dirs.clone(),
             builtins: config.builtin_profiles,
@@ -45,6 +48,7 @@ impl App {
             versions: Mutex::new(None),
             admission,
             metrics: Metrics::default(),
+            security,
             draining: AtomicBool::new(false),
             kill: watch::Sender::new(false),
             id_prefix: id_prefix(),
@@ -113,6 +117,9 @@ impl App {
         }
         if !self.launcher.alive() {
             return Err("launcher_down");
+        }
+        if !self.security.breaker.ready() {
+            return Err("sandbox_unavailable");
         }
         Ok(())
     }

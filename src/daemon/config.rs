@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::security::config as security;
 use crate::cgroup::{BackendKind, CgroupOptions};
 use crate::profile::{ProfileError, SourceFile};
 use crate::units;
@@ -57,6 +58,8 @@ pub struct Config {
     pub builtin_profiles: bool,
     pub cgroup: CgroupOptions,
     pub piston: PistonConfig,
+    /// Authentication, authorization, rate limits, audit, cache, breaker, HTTP hardening.
+    pub security: security::SecurityConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,7 @@ impl Default for Config {
                 output_max_size: None,
                 versions: BTreeMap::new(),
             },
+            security: security::SecurityConfig::default(),
         }
     }
 }
@@ -132,6 +136,17 @@ struct ConfigFile {
     cgroup: CgroupSection,
     /// `[piston]`: the Piston v2 compatible API.
     piston: PistonSection,
+    /// `[auth]`, `[tls]`, `[principals.*]`, `[rate_limit]`, `[audit]`, `[cache]`, `[breaker]`,
+    /// `[http]`, `[cors]`: service security (`security::config`, docs/security-service.md).
+    auth: security::AuthSection,
+    tls: Option<security::TlsSection>,
+    principals: BTreeMap<String, security::PrincipalSection>,
+    rate_limit: security::RateLimitSection,
+    audit: security::AuditSection,
+    cache: security::CacheSection,
+    breaker: security::BreakerSection,
+    http: security::HttpSection,
+    cors: security::CorsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +256,18 @@ impl Config {
             c.cgroup.root = Some(absolute(&src, &r, "cgroup.root")?);
         }
         apply_piston(&src, file.piston, &mut c)?;
+        let sections = security::Sections {
+            auth: file.auth,
+            tls: file.tls,
+            principals: file.principals,
+            rate_limit: file.rate_limit,
+            audit: file.audit,
+            cache: file.cache,
+            breaker: file.breaker,
+            http: file.http,
+            cors: file.cors,
+        };
+        c.security = security::validate(&src, sections)?;
         Ok(c)
     }
 }

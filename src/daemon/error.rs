@@ -32,6 +32,10 @@ pub enum Code {
     Draining,
     /// The sandbox launcher is not running.
     Unavailable,
+    /// The principal may not do this (profile not granted, a limit above its maximum).
+    Forbidden,
+    /// Sandbox set-up keeps failing: the circuit breaker refuses runs until it recovers.
+    SandboxUnavailable,
     /// Something failed on our side; the log has the details under the request id.
     Internal,
     NotFound,
@@ -52,6 +56,8 @@ impl Code {
             Code::QueueTimeout => "queue_timeout",
             Code::Draining => "draining",
             Code::Unavailable => "unavailable",
+            Code::Forbidden => "forbidden",
+            Code::SandboxUnavailable => "sandbox_unavailable",
             Code::Internal => "internal",
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
@@ -66,9 +72,9 @@ impl Code {
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnknownProfile | Code::NotFound => StatusCode::NOT_FOUND,
-            Code::CheckRequired => StatusCode::FORBIDDEN,
+            Code::CheckRequired | Code::Forbidden => StatusCode::FORBIDDEN,
             Code::QueueFull => StatusCode::TOO_MANY_REQUESTS,
-            Code::QueueTimeout | Code::Draining | Code::Unavailable => {
+            Code::QueueTimeout | Code::Draining | Code::Unavailable | Code::SandboxUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,6 +11,7 @@ use super::admission::{Refusal, Slot};
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::launcher::{Event, Job, Run};
+use super::security::layer::RunHooks;
 use crate::analysis::Language;
 use crate::policy::{AnalysisMode, Policy};
 use crate::profile::{CodeInput, Profile, ProfileError};
@@ -267,6 +268,8 @@ pub struct Running {
     output_cap: usize,
     finished: bool,
     killed: bool,
+    /// Reports the end of the run to the security layer (audit record, circuit breaker).
+    hooks: Option<RunHooks>,
 }
 
 /// Wait for a slot (at most `queue_timeout`) and start the job.
@@ -307,6 +310,7 @@ pub async fn start(
         output_cap,
         finished: false,
         killed: false,
+        hooks: None,
     })
 }
 
@@ -334,6 +338,11 @@ fn refused(app: &App, r: Refusal) -> ApiError {
 }
 
 impl Running {
+    /// Have the security layer told how the run ends.
+    pub fn attach(&mut self, hooks: RunHooks) {
+        self.hooks = Some(hooks);
+    }
+
     /// The next event; `Ok(None)` after the verdict. Errors when the drain deadline kills the run
     /// or the worker dies without a verdict.
     pub async fn next(&mut self) -> Result<Option<Event>, ApiError> {
@@ -366,16 +375,25 @@ impl Running {
                 if v.policy.is_none() {
                     v.policy = self.report.take();
                 }
+                if let Some(h) = self.hooks.take() {
+                    h.finished(&v);
+                }
                 Ok(Some(Event::Finished(v)))
             }
             Some(e) => Ok(Some(e)),
             None if !self.app.launcher.alive() => {
                 self.finished = true;
                 tracing::error!(request_id = %self.request_id, "the sandbox launcher died during the run");
+                if let Some(h) = self.hooks.take() {
+                    h.failed();
+                }
                 Err(unavailable())
             }
             None => {
                 self.finished = true;
+                if let Some(h) = self.hooks.take() {
+                    h.failed();
+                }
                 Err(ApiError::internal(
                     &self.request_id,
                     &"the sandbox worker ended without a verdict",

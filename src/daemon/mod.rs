@@ -28,6 +28,12 @@ pub use config::{Config, Listen};
 /// Run the service until SIGTERM/SIGINT. Must be called while the process is single-threaded:
 /// the launcher is forked first, then the tokio runtime is built.
 pub fn serve(config: Config) -> anyhow::Result<()> {
+    config
+        .security
+        .check_listen(&config.listen)
+        .map_err(anyhow::Error::msg)?;
+    let security = security::layer::Security::new(config.security.clone(), config.max_body)
+        .context("open the audit log")?;
     let launcher =
         launcher::Launcher::start(config.cgroup.clone()).context("start the sandbox launcher")?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
@@ -38,7 +44,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("build the tokio runtime")?;
     runtime.block_on(async move {
-        let app = Arc::new(app::App::new(config, launcher));
+        let app = Arc::new(app::App::new(config, launcher, security));
         server::run(app).await
     })
 }

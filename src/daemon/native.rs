@@ -18,6 +18,7 @@ use serde_json::json;
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::exec::{self, Ask, LimitAsk, Plan};
+use super::security::layer::{self as security, Ctx};
 use super::server::{RequestId, read_body};
 use super::stream::{self, Format};
 use crate::analysis::Language;
@@ -228,6 +229,7 @@ fn decode_file(i: usize, f: FileIn) -> Result<InlineFile, ApiError> {
 pub async fn execute(
     State(app): State<Arc<App>>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -240,11 +242,14 @@ pub async fn execute(
     let queue_timeout = req.queue_timeout_ms.map_or(app.config.queue_timeout, |ms| {
         Duration::from_millis(ms).min(app.config.queue_timeout)
     });
-    let profile = resolve(&app, &req)?;
-    let plan = plan_off_thread(profile, ask(req)?, bytes.len()).await?;
+    let mut profile = resolve(&app, &req)?;
+    let ask = ask(req)?;
+    security::authorize(&ctx, &mut profile, &ask)?;
+    let plan = plan_off_thread(profile, ask, bytes.len()).await?;
     let prepared = match plan {
         Plan::Refuse { profile, verdict } => {
             app.metrics.verdict(verdict.status.as_str(), Duration::ZERO);
+            ctx.note(|r| r.verdict(&verdict));
             return Ok(match format {
                 Some(f) => streamed(f, stream::refused_body(f, &id, &profile, &verdict)),
                 None => verdict_response(&id, &profile, &verdict),
@@ -253,12 +258,16 @@ pub async fn execute(
         Plan::Run(p) => *p,
     };
     let profile = prepared.profile.clone();
-    let running = exec::start(&app, prepared, queue_timeout, &id).await?;
     match format {
-        Some(f) => Ok(streamed(f, stream::body(f, running, &id, &profile))),
+        Some(f) => {
+            let running = security::start(&app, &ctx, prepared, queue_timeout, &id).await?;
+            Ok(streamed(f, stream::body(f, running, &id, &profile)))
+        }
         None => {
-            let done = exec::collect(running).await?;
-            Ok(verdict_response(&id, &profile, &done.verdict))
+            let (done, cache) = security::run(&app, &ctx, prepared, queue_timeout, &id).await?;
+            let mut r = verdict_response(&id, &profile, &done.verdict);
+            security::cache_status(&mut r, cache);
+            Ok(r)
         }
     }
 }
@@ -419,7 +428,8 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let text = app.metrics.render(app.gauges());
+    let mut text = app.metrics.render(app.gauges());
+    app.security.render_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,

@@ -16,13 +16,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use super::app::App;
 use super::config::Listen;
 use super::error::{ApiError, Code};
 use super::notify::{self, Notifier};
-use super::{native, piston};
+use super::security::layer::Security;
+use super::security::listener::{self, Bound};
+use super::{native, piston, security};
 
 /// The id of the request being handled (also sent back as `x-request-id`).
 #[derive(Debug, Clone)]
@@ -75,6 +78,11 @@ pub fn router(app: Arc<App>) -> Router {
     }
     r.fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside `track`, so refusals get a request id, a log line and metrics too.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app.security),
+            security::layer::middleware,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), track))
         .with_state(app)
 }
@@ -152,7 +160,8 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     for listen in &app.config.listen {
-        servers.push(serve_one(listen, router(Arc::clone(&app)), stop_rx.clone()).await?);
+        let router = router(Arc::clone(&app));
+        servers.push(serve_one(listen, router, &app.security, stop_rx.clone()).await?);
         tracing::info!(%listen, "listening");
     }
     let notifier = Notifier::from_env();
@@ -183,29 +192,30 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
 
 type Server = tokio::task::JoinHandle<std::io::Result<()>>;
 
+/// Bind one address and serve it with the security listener (TLS on TCP when configured,
+/// header and slow-client limits, peer identities).
 async fn serve_one(
     listen: &Listen,
     router: Router,
-    mut stop: watch::Receiver<bool>,
+    security: &Security,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Server> {
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let limits = security.config.http;
     match listen {
         Listen::Tcp(addr) => {
-            use axum::serve::ListenerExt;
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listen on {listen}"))?;
-            // Small JSON answers and stream events must not wait for Nagle's algorithm.
-            let l = l.tap_io(|s| {
-                let _ = s.set_nodelay(true);
-            });
-            Ok(tokio::spawn(
-                axum::serve(l, router)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ))
+            let tls = security
+                .config
+                .tls
+                .as_ref()
+                .map(|(_, c)| TlsAcceptor::from(Arc::clone(c)));
+            let bound = Bound::Tcp { listener: l, tls };
+            Ok(tokio::spawn(async move {
+                listener::serve(bound, router, limits, stop).await;
+                Ok(())
+            }))
         }
         Listen::Unix { path, mode } => {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -223,11 +233,10 @@ async fn serve_one(
                 .with_context(|| format!("listen on {listen}"))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
                 .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
-            Ok(tokio::spawn(
-                axum::serve(l, router)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ))
+            Ok(tokio::spawn(async move {
+                listener::serve(Bound::Unix(l), router, limits, stop).await;
+                Ok(())
+            }))
         }
     }
 }

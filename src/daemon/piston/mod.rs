@@ -26,15 +26,19 @@ use self::request::{
 };
 use super::app::App;
 use super::error::{ApiError, Code};
-use super::exec::{self, Ask, Collected, LimitAsk, Plan};
+use super::exec::{Ask, Collected, LimitAsk, Plan};
 use super::native::plan_off_thread;
+use super::security::layer::{self as security, Ctx};
 use super::server::{RequestId, read_body};
 use crate::profile::CodeInput;
 use crate::verdict::{Status, Stream, Verdict};
 
 /// Piston answers every error as `{"message"}`; validation errors are 400 whatever our code.
 fn piston_error(mut e: ApiError) -> Response {
-    let keep = matches!(e.code, Code::QueueFull | Code::BodyTooLarge) || e.status.is_some();
+    let keep = matches!(
+        e.code,
+        Code::QueueFull | Code::BodyTooLarge | Code::Forbidden
+    ) || e.status.is_some();
     if e.status().is_client_error() && !keep {
         e.status = Some(StatusCode::BAD_REQUEST);
     }
@@ -45,10 +49,11 @@ fn piston_error(mut e: ApiError) -> Response {
 pub async fn execute(
     State(app): State<Arc<App>>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match execute_inner(&app, &id, &headers, body).await {
+    match execute_inner(&app, &ctx, &id, &headers, body).await {
         Ok(r) => r,
         Err(e) => piston_error(e),
     }
@@ -56,6 +61,7 @@ pub async fn execute(
 
 async fn execute_inner(
     app: &Arc<App>,
+    ctx: &Ctx,
     id: &str,
     headers: &HeaderMap,
     body: Body,
@@ -65,8 +71,8 @@ async fn execute_inner(
     let (rt, asked) = validate(app, &body).await?;
     let files = files(&body)?;
     let ms = |v: Option<f64>| v.map(|ms| Duration::from_secs_f64(ms / 1000.0));
-    let profile_output = rt.profile.policy.limits.output;
-    let ask = Ask {
+    let mut profile = rt.profile.clone();
+    let mut ask = Ask {
         input: CodeInput::Files {
             files,
             args: args(&body),
@@ -78,35 +84,40 @@ async fn execute_inner(
             cpu: ms(asked[5]),
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             memory: asked[1].map(|b| b.round() as u64),
-            output: app
-                .config
-                .piston
-                .output_max_size
-                .map(|o| o.min(profile_output)),
             ..LimitAsk::default()
         },
         check: None,
     };
-    let prepared = match plan_off_thread(rt.profile.clone(), ask, bytes.len()).await? {
+    security::authorize(ctx, &mut profile, &ask)?;
+    // The output cap comes from the configuration, not the client: set after authorization.
+    let profile_output = profile.policy.limits.output;
+    ask.limits.output = app
+        .config
+        .piston
+        .output_max_size
+        .map(|o| o.min(profile_output));
+    let prepared = match plan_off_thread(profile, ask, bytes.len()).await? {
         Plan::Refuse { verdict, .. } => {
             app.metrics.verdict(verdict.status.as_str(), Duration::ZERO);
+            ctx.note(|r| r.verdict(&verdict));
             return Err(invalid(verdict.message.unwrap_or_default()));
         }
         Plan::Run(p) => *p,
     };
-    let running = exec::start(app, prepared, app.config.queue_timeout, id).await?;
-    let done = exec::collect(running).await?;
+    let (done, cache) = security::run(app, ctx, prepared, app.config.queue_timeout, id).await?;
     if done.verdict.status == Status::SetupFailed {
         let msg = done.verdict.message.unwrap_or_default();
         return Err(ApiError::new(Code::Internal, msg));
     }
-    Ok(Json(ExecuteResponse {
+    let mut response = Json(ExecuteResponse {
         run: stage(&done),
         language: language_of(&rt.profile.name).to_string(),
         version: rt.version.to_string(),
         request_id: id.to_string(),
     })
-    .into_response())
+    .into_response();
+    security::cache_status(&mut response, cache);
+    Ok(response)
 }
 
 #[derive(Debug, Serialize)]

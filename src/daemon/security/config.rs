@@ -262,6 +262,18 @@ impl Default for SecurityConfig {
 }
 
 impl SecurityConfig {
+    /// `check_exposure` for the service's listen addresses.
+    pub fn check_listen(&self, listen: &[crate::daemon::config::Listen]) -> Result<(), String> {
+        let tcp: Vec<std::net::SocketAddr> = listen
+            .iter()
+            .filter_map(|l| match l {
+                crate::daemon::config::Listen::Tcp(a) => Some(*a),
+                crate::daemon::config::Listen::Unix { .. } => None,
+            })
+            .collect();
+        self.check_exposure(&tcp)
+    }
+
     /// Refuse to expose the service on a non-loopback TCP address without authentication.
     pub fn check_exposure(&self, tcp: &[std::net::SocketAddr]) -> Result<(), String> {
         let open = self.auth.tcp.anonymous() && !self.allow_unauthenticated_remote;

@@ -172,10 +172,7 @@ pub async fn serve(bound: Bound, router: Router, limits: HttpLimits, stop: watch
                         }
                     }
                 }
-                (Io::Tcp(s), None) => {
-                    let _ = s.set_nodelay(true);
-                    connection(s, peer, router, limits, stop).await;
-                }
+                (Io::Tcp(s), None) => connection(s, peer, router, limits, stop).await,
                 (Io::Unix(s), _) => connection(s, peer, router, limits, stop).await,
             }
         });
@@ -197,6 +194,8 @@ async fn accept(bound: &Bound) -> std::io::Result<(Io, Peer)> {
     match bound {
         Bound::Tcp { listener, .. } => {
             let (s, addr) = listener.accept().await?;
+            // Small JSON answers and stream events must not wait for Nagle's algorithm.
+            let _ = s.set_nodelay(true);
             let peer = Peer {
                 addr: Some(addr),
                 ..Peer::default()

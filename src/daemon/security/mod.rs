@@ -14,6 +14,7 @@ pub mod config;
 pub mod cors;
 pub mod jwt;
 pub mod keys;
+pub mod layer;
 pub mod listener;
 pub mod ratelimit;
 pub mod redact;

@@ -1,0 +1,704 @@
+//! The security layer of the router and the hooks of the execute path.
+//!
+//! `middleware` runs for every request, inside the service's request-id/metrics layer: CORS
+//! preflight, audit record, authentication (401), per-address and per-principal rate limits and
+//! the per-principal sandbox cap (429 with `Retry-After` and `RateLimit-*`), the request body
+//! read with a size limit and a slow-client timeout (413/408), then the handler; afterwards the
+//! rate-limit, CORS and security headers. The execute handlers call `authorize` (403), `start`
+//! (circuit breaker, 503) and `run` (result cache) with the request's `Ctx`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::audit::{AuditError, AuditLog, AuditRecord, Pending};
+use super::authz::{Asked, Grant};
+use super::breaker::{Breaker, Outcome, Ticket};
+use super::cache::{self, Cache, Source};
+use super::config::{CacheMode, SecurityConfig};
+use super::ratelimit::{Buckets, Concurrency, ConcurrencyGuard, Decision};
+use super::{Principal, authn::Peer};
+use crate::daemon::app::App;
+use crate::daemon::error::{ApiError, Code};
+use crate::daemon::exec::{self, Ask, Collected, Prepared, Running};
+use crate::daemon::server::RequestId;
+use crate::policy::AnalysisMode;
+use crate::profile::{CodeInput, Profile};
+use crate::verdict::{Status, Verdict};
+
+/// The request header that opts a request into (`use`) or out of (`bypass`) the result cache.
+pub const CACHE_HEADER: &str = "stockade-cache";
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub unauthenticated: AtomicU64,
+    pub forbidden: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub breaker_refused: AtomicU64,
+    pub slow_clients: AtomicU64,
+}
+
+/// The service's security state, shared by every request.
+pub struct Security {
+    pub config: SecurityConfig,
+    pub audit: Arc<AuditLog>,
+    addresses: Buckets,
+    principals: Buckets,
+    concurrency: Concurrency,
+    pub cache: Option<Cache<Collected>>,
+    pub breaker: Arc<Breaker>,
+    /// The service's body limit (`[capacity] max_body`).
+    max_body: usize,
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").finish_non_exhaustive()
+    }
+}
+
+impl Security {
+    pub fn new(config: SecurityConfig, max_body: usize) -> Result<Arc<Self>, AuditError> {
+        let audit = Arc::new(AuditLog::open(&config.audit)?);
+        let cache = config.cache.as_ref().map(|c| Cache::new(c.settings));
+        Ok(Arc::new(Security {
+            addresses: Buckets::new(config.rate.max_tracked),
+            principals: Buckets::new(config.rate.max_tracked),
+            concurrency: Concurrency::default(),
+            breaker: Breaker::new(config.breaker),
+            audit,
+            cache,
+            max_body,
+            counters: Counters::default(),
+            config,
+        }))
+    }
+
+    /// Prometheus lines for the security counters, the breaker and the cache.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let c = &self.counters;
+        let counters = [
+            (
+                "stockade_auth_failures_total",
+                "Requests refused with 401.",
+                &c.unauthenticated,
+            ),
+            (
+                "stockade_forbidden_total",
+                "Requests refused with 403.",
+                &c.forbidden,
+            ),
+            (
+                "stockade_rate_limited_total",
+                "Requests refused with 429 by rate limits or per-principal caps.",
+                &c.rate_limited,
+            ),
+            (
+                "stockade_breaker_refused_total",
+                "Runs refused with 503 while the circuit breaker was open.",
+                &c.breaker_refused,
+            ),
+            (
+                "stockade_slow_clients_total",
+                "Requests whose body did not arrive within the body timeout.",
+                &c.slow_clients,
+            ),
+            (
+                "stockade_audit_errors_total",
+                "Audit records that could not be written.",
+                &self.audit.errors,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let state = self.breaker.state();
+        let _ = writeln!(
+            out,
+            "# HELP stockade_breaker_state Circuit breaker state (1 for the current one).\n# TYPE stockade_breaker_state gauge"
+        );
+        for s in ["closed", "open", "half_open"] {
+            let _ = writeln!(
+                out,
+                "stockade_breaker_state{{state=\"{s}\"}} {}",
+                u8::from(s == state)
+            );
+        }
+        if let Some(cache) = &self.cache {
+            let (entries, bytes) = cache.usage();
+            let st = &cache.stats;
+            let _ = writeln!(
+                out,
+                "# HELP stockade_cache_lookups_total Result cache lookups by outcome.\n# TYPE stockade_cache_lookups_total counter\nstockade_cache_lookups_total{{result=\"hit\"}} {}\nstockade_cache_lookups_total{{result=\"joined\"}} {}\nstockade_cache_lookups_total{{result=\"miss\"}} {}\n# HELP stockade_cache_entries Stored results.\n# TYPE stockade_cache_entries gauge\nstockade_cache_entries {entries}\n# HELP stockade_cache_bytes Memory held by stored results.\n# TYPE stockade_cache_bytes gauge\nstockade_cache_bytes {bytes}",
+                st.hits.load(Ordering::Relaxed),
+                st.joins.load(Ordering::Relaxed),
+                st.misses.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// What the execute path knows about the caller.
+pub struct Ctx {
+    pub principal: Principal,
+    pub grant: Arc<Grant>,
+    audit: Option<Arc<Pending>>,
+    cache_pref: Option<bool>,
+    security: Arc<Security>,
+}
+
+impl Ctx {
+    pub fn note(&self, f: impl FnOnce(&mut AuditRecord)) {
+        if let Some(a) = &self.audit {
+            a.with(f);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Metrics,
+    Execute,
+    Other,
+}
+
+fn route(method: &Method, path: &str) -> Route {
+    let p = path.trim_end_matches('/');
+    match p {
+        "/healthz" | "/readyz" => Route::Health,
+        "/metrics" => Route::Metrics,
+        "/v1/execute" | "/api/v2/execute" | "/api/v2/piston/execute" if method == Method::POST => {
+            Route::Execute
+        }
+        _ => Route::Other,
+    }
+}
+
+fn piston(path: &str) -> bool {
+    path == "/api/v2" || path.starts_with("/api/v2/")
+}
+
+/// An error answer in the shape of the API the path belongs to.
+fn refuse(status: StatusCode, code: &str, message: &str, path: &str) -> Response {
+    let body = if piston(path) {
+        serde_json::json!({"message": message})
+    } else {
+        serde_json::json!({"code": code, "message": message})
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The security middleware (see the module documentation for the order).
+pub async fn middleware(
+    State(sec): State<Arc<Security>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    if let Some(r) = sec.config.cors.preflight(&method, &headers) {
+        return r;
+    }
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .cloned()
+        .unwrap_or_else(|| Peer {
+            // Served by something other than our listener (tests): an unknown TCP client.
+            addr: Some(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            ..Peer::default()
+        });
+    let class = route(&method, &path);
+    let audit = (sec.config.audit_health || !matches!(class, Route::Health | Route::Metrics))
+        .then(|| Pending::new(Arc::clone(&sec.audit), record(&req, &peer)));
+    let mut response = match admit(&sec, &mut req, &peer, class, audit.as_ref()).await {
+        Ok((ctx, limits, guard)) => {
+            req.extensions_mut().insert(ctx);
+            let mut r = next.run(req).await;
+            rate_headers(&mut r, limits);
+            hold(r, audit.clone(), guard)
+        }
+        Err(r) => r,
+    };
+    if let Some(a) = &audit {
+        let status = response.status();
+        a.with(|rec| rec.status = status.as_u16());
+        if status.as_u16() >= 400 {
+            response = note_error(response, a).await;
+        }
+    }
+    sec.config.cors.decorate(&headers, &mut response);
+    let h = response.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+fn record(req: &Request, peer: &Peer) -> AuditRecord {
+    AuditRecord {
+        time: super::audit::rfc3339(SystemTime::now()),
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        client: Some(peer.client()),
+        uid: peer.uid,
+        method: req.method().to_string(),
+        path: req.uri().path().chars().take(200).collect(),
+        ..AuditRecord::default()
+    }
+}
+
+type Admitted = (Arc<Ctx>, Option<Decision>, Option<ConcurrencyGuard>);
+
+/// Authentication, rate limits and the body; an `Err` is the answer.
+async fn admit(
+    sec: &Arc<Security>,
+    req: &mut Request,
+    peer: &Peer,
+    class: Route,
+    audit: Option<&Arc<Pending>>,
+) -> Result<Admitted, Response> {
+    let path = req.uri().path().to_string();
+    let reject = |status: StatusCode, code: &str, message: &str| {
+        if let Some(a) = audit {
+            a.with(|r| r.reject(code, message));
+        }
+        refuse(status, code, message, &path)
+    };
+    let public = match class {
+        Route::Health => sec.config.public_health,
+        Route::Metrics => sec.config.public_metrics,
+        _ => false,
+    };
+    let principal = match sec.config.auth.authenticate(peer, req.headers()) {
+        Ok(p) => p,
+        Err(_) if public => Principal::anonymous(),
+        Err(why) => {
+            sec.counters.unauthenticated.fetch_add(1, Ordering::Relaxed);
+            let id = audit
+                .map(|a| a.with(|r| r.request_id.clone()))
+                .unwrap_or_default();
+            tracing::info!(request_id = %id, client = %peer.client(), reason = %why, "authentication failed");
+            if let Some(a) = audit {
+                a.with(|r| r.reject("unauthorized", &why.to_string()));
+            }
+            let mut r = refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required",
+                &path,
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"stockade\""),
+            );
+            return Err(r);
+        }
+    };
+    if let Some(a) = audit {
+        a.with(|r| {
+            r.principal = Some(principal.name.clone());
+            r.auth = Some(principal.method.as_str());
+            r.key_id.clone_from(&principal.key_id);
+        });
+    }
+    let grant = sec.config.grants.get(&principal.name);
+    let now = Instant::now();
+    let mut decision: Option<Decision> = None;
+    if !public {
+        if let Some(rate) = sec.config.rate.per_address {
+            decision = Some(sec.addresses.take(&peer.address_key(), rate, now));
+        }
+    }
+    let mut guard = None;
+    if class == Route::Execute {
+        if let Some(rate) = grant.rate.or(sec.config.rate.per_principal) {
+            let d = sec.principals.take(&principal.name, rate, now);
+            decision = Some(decision.map_or(d, |a| a.tighter(d)));
+        }
+        if decision.is_none_or(|d| d.allowed) {
+            if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
+                guard = Some(sec.concurrency.try_acquire(&principal.name, max).ok_or_else(|| {
+                    sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    let msg = format!("principal `{}` already runs {max} sandboxes; retry when one finishes", principal.name);
+                    let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                    r
+                })?);
+            }
+        }
+    }
+    if let Some(d) = decision.filter(|d| !d.allowed) {
+        sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut r = reject(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "rate limit exceeded; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+        rate_headers(&mut r, Some(d));
+        return Err(r);
+    }
+    read_body(sec, req, &reject).await?;
+    let ctx = Arc::new(Ctx {
+        cache_pref: cache_pref(req.headers()),
+        principal,
+        grant,
+        audit: audit.cloned(),
+        security: Arc::clone(sec),
+    });
+    Ok((ctx, decision, guard))
+}
+
+/// Buffer the body within the size limit and the slow-client timeout.
+async fn read_body(
+    sec: &Security,
+    req: &mut Request,
+    reject: &impl Fn(StatusCode, &str, &str) -> Response,
+) -> Result<(), Response> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let body = std::mem::replace(req.body_mut(), Body::empty());
+    let limit = sec.max_body;
+    match tokio::time::timeout(sec.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            *req.body_mut() = Body::from(bytes);
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                let msg = format!("request body larger than {limit} bytes");
+                reject(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &msg)
+            } else {
+                reject(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "the request body could not be read",
+                )
+            })
+        }
+        Err(_) => {
+            sec.counters.slow_clients.fetch_add(1, Ordering::Relaxed);
+            let mut r = reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
+    }
+}
+
+fn cache_pref(h: &HeaderMap) -> Option<bool> {
+    match h.get(CACHE_HEADER)?.to_str().ok()?.trim() {
+        v if v.eq_ignore_ascii_case("use") => Some(true),
+        v if v.eq_ignore_ascii_case("bypass") => Some(false),
+        _ => None,
+    }
+}
+
+fn rate_headers(r: &mut Response, d: Option<Decision>) {
+    let Some(d) = d else { return };
+    let h = r.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(d.reset_secs));
+}
+
+/// Record the stable `code` of an error answer in the audit record (Piston answers have none:
+/// `http_<status>`). Only the code: handler messages may quote the request (a parser error
+/// echoes the offending value), and the audit log never holds request content.
+async fn note_error(r: Response, audit: &Arc<Pending>) -> Response {
+    let (parts, body) = r.into_parts();
+    let fallback = format!("http_{}", parts.status.as_u16());
+    let small = body.size_hint().upper().is_some_and(|n| n <= 8192);
+    if !small {
+        audit.with(|rec| rec.reject(&fallback, ""));
+        return Response::from_parts(parts, body);
+    }
+    let bytes = axum::body::to_bytes(body, 8192).await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = v
+        .get("code")
+        .and_then(|c| c.as_str())
+        .filter(|c| c.len() <= 40 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map_or(fallback, String::from);
+    audit.with(|rec| rec.reject(&code, ""));
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Keep the audit record and the concurrency place until the response body is finished
+/// (streamed runs end long after the handler returned).
+fn hold(r: Response, audit: Option<Arc<Pending>>, guard: Option<ConcurrencyGuard>) -> Response {
+    if audit.is_none() && guard.is_none() {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(Held {
+            body,
+            _held: (audit, guard),
+        }),
+    )
+}
+
+struct Held<T> {
+    body: Body,
+    _held: T,
+}
+
+impl<T: Unpin + Send + 'static> HttpBody for Held<T> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+fn forbidden(ctx: &Ctx, message: String) -> ApiError {
+    ctx.security
+        .counters
+        .forbidden
+        .fetch_add(1, Ordering::Relaxed);
+    ctx.note(|r| r.reject("forbidden", &message));
+    ApiError::new(Code::Forbidden, message)
+}
+
+fn rank(mode: AnalysisMode) -> u8 {
+    match mode {
+        AnalysisMode::Off => 0,
+        AnalysisMode::Warn => 1,
+        AnalysisMode::Enforce => 2,
+    }
+}
+
+/// Authorize `ask` under `profile` for the caller: the profile must be granted, explicit limits
+/// within the grant (403 otherwise); the profile's limits are capped at the grant, and a granted
+/// `skip_check` lets the request lower the pre-flight mode. Records profile and code digest.
+pub fn authorize(ctx: &Ctx, profile: &mut Profile, ask: &Ask) -> Result<(), ApiError> {
+    ctx.note(|r| {
+        r.profile = Some(profile.name.clone());
+        match &ask.input {
+            CodeInput::Code { code, .. } => r.code(&[code.as_bytes()]),
+            CodeInput::Files { files, .. } => {
+                r.code(
+                    &files
+                        .iter()
+                        .map(|f| f.contents.as_slice())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            CodeInput::Args(args) => r.code(&[args.join("\0").as_bytes()]),
+        }
+    });
+    let who = &ctx.principal.name;
+    ctx.grant
+        .check_profile(who, &profile.name)
+        .map_err(|d| forbidden(ctx, d.0))?;
+    let l = &ask.limits;
+    let asked = Asked {
+        wall: l.wall,
+        cpu: l.cpu,
+        memory: l.memory,
+        pids: l.pids,
+        output: l.output,
+    };
+    ctx.grant
+        .apply(who, &asked, &mut profile.policy)
+        .map_err(|d| forbidden(ctx, d.0))?;
+    if let Some(mode) = ask.check {
+        if ctx.grant.skip_check && rank(mode) < rank(profile.policy.analysis.mode) {
+            profile.policy.analysis.mode = mode;
+        }
+    }
+    Ok(())
+}
+
+/// What `Running` reports back when the run ends: the verdict to the audit record, the set-up
+/// outcome to the circuit breaker.
+pub struct RunHooks {
+    ticket: Option<Ticket>,
+    audit: Option<Arc<Pending>>,
+}
+
+impl RunHooks {
+    pub fn finished(mut self, v: &Verdict) {
+        if let Some(t) = self.ticket.take() {
+            t.record(match v.status {
+                Status::SetupFailed => Outcome::SetupFailed,
+                _ => Outcome::Started,
+            });
+        }
+        if let Some(a) = &self.audit {
+            a.with(|r| r.verdict(v));
+        }
+    }
+
+    /// The worker died without a verdict: the launcher side failed.
+    pub fn failed(mut self) {
+        if let Some(t) = self.ticket.take() {
+            t.record(Outcome::SetupFailed);
+        }
+    }
+}
+
+/// `exec::start` behind the circuit breaker: refused with 503 `sandbox_unavailable` while it is
+/// open; a launcher failure counts as a set-up failure.
+pub async fn start(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    prepared: Prepared,
+    queue_timeout: Duration,
+    request_id: &str,
+) -> Result<Running, ApiError> {
+    let ticket = ctx.security.breaker.admit().map_err(|wait| {
+        ctx.security
+            .counters
+            .breaker_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let msg =
+            "sandbox set-up is failing on this host; the service refuses runs until it recovers";
+        ctx.note(|r| r.reject("sandbox_unavailable", msg));
+        ApiError::new(Code::SandboxUnavailable, msg).retry_after(wait.as_secs().max(1))
+    })?;
+    match exec::start(app, prepared, queue_timeout, request_id).await {
+        Ok(mut running) => {
+            running.attach(RunHooks {
+                ticket: Some(ticket),
+                audit: ctx.audit.clone(),
+            });
+            Ok(running)
+        }
+        Err(e) => {
+            if e.code == Code::Unavailable {
+                ticket.record(Outcome::SetupFailed);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Run to completion, through the result cache when the profile and the request opt in. The
+/// second value is the `Cache-Status` header when the cache was consulted.
+pub async fn run(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    prepared: Prepared,
+    queue_timeout: Duration,
+    request_id: &str,
+) -> Result<(Collected, Option<String>), ApiError> {
+    let Some((cache, shared)) = cache_for(ctx, &prepared.profile) else {
+        let running = start(app, ctx, prepared, queue_timeout, request_id).await?;
+        return Ok((exec::collect(running).await?, None));
+    };
+    let scope = if shared {
+        "*"
+    } else {
+        ctx.principal.name.as_str()
+    };
+    let key = job_key(scope, &prepared);
+    let size = |c: &Collected| {
+        c.output.len() + c.verdict.stdout.data.len() + c.verdict.stderr.data.len() + 2048
+    };
+    let keep =
+        |c: &Collected| !matches!(c.verdict.status, Status::SetupFailed | Status::TimeoutWall);
+    let lookup = cache
+        .get_or_run(key, size, keep, || async move {
+            let running = start(app, ctx, prepared, queue_timeout, request_id).await?;
+            exec::collect(running).await
+        })
+        .await?;
+    let source = lookup.source;
+    ctx.note(|r| {
+        r.cache = Some(match source {
+            Source::Hit => "hit",
+            Source::Joined => "joined",
+            Source::Miss => "miss",
+        });
+        if source != Source::Miss {
+            r.verdict(&lookup.value.verdict);
+        }
+    });
+    let status = source.cache_status(lookup.stored, lookup.ttl_left);
+    let c = Collected {
+        verdict: lookup.value.verdict.clone(),
+        output: lookup.value.output.clone(),
+    };
+    Ok((c, Some(status)))
+}
+
+fn cache_for<'a>(ctx: &'a Ctx, profile: &str) -> Option<(&'a Cache<Collected>, bool)> {
+    let conf = ctx.security.config.cache.as_ref()?;
+    let cache = ctx.security.cache.as_ref()?;
+    let wanted = match conf.mode {
+        CacheMode::Request => ctx.cache_pref == Some(true),
+        CacheMode::Always => ctx.cache_pref != Some(false),
+    };
+    (wanted && conf.profiles.iter().any(|p| p == profile)).then_some((cache, conf.shared))
+}
+
+/// The cache key: the scope (principal or shared), the fully resolved policy (the profile's
+/// content with the request's limits, environment and command), the files and stdin.
+fn job_key(scope: &str, p: &Prepared) -> cache::Key {
+    let policy = serde_json::to_vec(&p.job.policy).unwrap_or_default();
+    let mut parts: Vec<&[u8]> = vec![scope.as_bytes(), &policy, &p.job.stdin];
+    let names: Vec<String> = p
+        .job
+        .files
+        .iter()
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    for ((_, data), name) in p.job.files.iter().zip(&names) {
+        parts.push(name.as_bytes());
+        parts.push(data);
+    }
+    cache::key(&parts)
+}
+
+/// Add the `Cache-Status` header to an answer.
+pub fn cache_status(r: &mut Response, status: Option<String>) {
+    if let Some(v) = status.and_then(|s| HeaderValue::from_str(&s).ok()) {
+        r.headers_mut().insert("cache-status", v);
+    }
+}
