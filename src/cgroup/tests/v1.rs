@@ -239,12 +239,51 @@ fn pids_peak_is_none_where_the_kernel_has_no_such_file() {
 }
 
 #[test]
+fn hybrid_joins_only_the_v1_hierarchies_the_limits_need() {
+    // A v1 migration waits for an RCU grace period (~10 ms): without limits, cgroup2 alone
+    // tracks the run; each limit adds exactly its own hierarchy.
+    let f = Fixture::hybrid();
+    let mgr = f.detect(&CgroupOptions::default()).unwrap();
+    let dirs = |g: &crate::cgroup::RunGroup| -> Vec<String> {
+        let mut d: Vec<String> = g
+            .paths()
+            .iter()
+            .map(|p| p.strip_prefix(f.path("")).unwrap().display().to_string())
+            .collect();
+        d.sort();
+        d
+    };
+    let none = mgr.create(&limits(None, None, None)).unwrap();
+    assert_eq!(dirs(&none), [format!("cg/unified/{}", none.name())]);
+    none.destroy().unwrap();
+    let mem = mgr.create(&limits(Some(1 << 20), None, None)).unwrap();
+    assert_eq!(
+        dirs(&mem),
+        [
+            format!("{MEM}/{}", mem.name()),
+            format!("cg/unified/{}", mem.name())
+        ]
+    );
+    mem.destroy().unwrap();
+    let pids = mgr.create(&limits(None, Some(8), None)).unwrap();
+    assert_eq!(
+        dirs(&pids),
+        [
+            format!("cg/pids/{}", pids.name()),
+            format!("cg/unified/{}", pids.name())
+        ]
+    );
+    pids.destroy().unwrap();
+}
+
+#[test]
 fn a_failed_mkdir_names_the_dir_and_removes_what_was_created() {
     let f = Fixture::hybrid();
     let mgr = f.detect(&CgroupOptions::default()).unwrap();
     f.fs.inject(Op::Mkdir, "cg/pids/sandbox-", Errno::ENOSPC);
+    // The pids hierarchy is joined only for a pids limit.
     let err = mgr
-        .create(&limits(Some(1 << 20), None, None))
+        .create(&limits(Some(1 << 20), Some(8), None))
         .unwrap_err()
         .to_string();
     let prefix = format!(
