@@ -444,6 +444,13 @@ fn bad_values_point_at_the_value() {
     );
     assert_eq!(e.hint.as_deref(), Some("did you mean `strict`?"));
 
+    let e = invalid("description = \"x\"\n[policy]\nthreshold = \"hgh\"\n");
+    assert_eq!(
+        (e.line, e.column, e.field.as_str()),
+        (3, 13, "policy.threshold")
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `high`?"));
+
     let e = invalid("description = \"x\"\n[policy]\nlanguage = \"ruby\"\n");
     assert_eq!(
         e.message,

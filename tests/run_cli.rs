@@ -250,3 +250,33 @@ fn sandbox_cannot_see_a_different_user_s_work() {
         );
     }
 }
+
+#[test]
+fn a_profile_threshold_changes_what_enforce_refuses() {
+    // Importing socket is a MEDIUM finding under the production preset.
+    let profile = shared_dir().join("threshold.toml");
+    for (threshold, want) in [("medium", 126), ("high", 0)] {
+        let text = format!(
+            "description = \"t\"\nextends = \"python\"\n[policy]\nmode = \"enforce\"\npreset = \"production\"\nthreshold = \"{threshold}\"\n"
+        );
+        std::fs::write(&profile, text).unwrap();
+        let path = profile.to_str().unwrap();
+        let shown = stockade(Who::Me, &["run", "--profile", path, "--print-policy"], None);
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            shown.contains(&format!("threshold = \"{threshold}\"")),
+            "{shown}"
+        );
+        let out = stockade(
+            Who::Me,
+            &["run", "--profile", path, "--code", "import socket"],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "threshold {threshold}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -361,6 +361,15 @@ fn apply_policy(p: &PolicySection, cx: &Context<'_>, policy: &mut Policy) -> Res
         policy.analysis.language =
             Some(choice(cx, lang, "policy.language", &languages)?.to_string());
     }
+    if let Some(threshold) = &p.threshold {
+        let name = choice(
+            cx,
+            threshold,
+            "policy.threshold",
+            &["low", "medium", "high"],
+        )?;
+        policy.analysis.threshold = analysis::Severity::from_name(name);
+    }
     Ok(())
 }
 

@@ -70,6 +70,9 @@ pub fn render_policy(policy: &Policy) -> String {
     let mut analysis = Table::new();
     analysis.insert("preset".into(), policy.analysis.preset.as_str().into());
     analysis.insert("mode".into(), word(&policy.analysis.mode).into());
+    if let Some(threshold) = policy.analysis.threshold {
+        analysis.insert("threshold".into(), threshold.as_str().into());
+    }
     if let Some(lang) = &policy.analysis.language {
         analysis.insert("language".into(), lang.as_str().into());
     }

@@ -149,4 +149,7 @@ pub struct PolicySection {
     pub mode: Option<Spanned<String>>,
     /// Language of the code: `python`, `javascript` or `shell`. Default: guessed from argv.
     pub language: Option<Spanned<String>>,
+    /// Severity at or above which code is unsafe: `low`, `medium` or `high`. Default: the
+    /// preset's own threshold.
+    pub threshold: Option<Spanned<String>>,
 }
