@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod fs;
 pub mod landlock;
+pub mod mountinfo;
 pub mod ns;
 pub mod policy;
 pub mod profile;

@@ -135,51 +135,24 @@ pub(crate) struct Membership {
     pub path: String,
 }
 
-/// The cgroup mounts in a mountinfo text (proc(5): fields, then ` - `, fstype, source, options).
+/// The cgroup mounts in a mountinfo text.
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let left: Vec<&str> = left.split(' ').collect();
-            let mut right = right.split(' ');
-            let fstype = right.next()?;
-            let options = right.nth(1).unwrap_or("").to_string();
-            let v2 = match fstype {
+    crate::mountinfo::parse(text)
+        .into_iter()
+        .filter_map(|m| {
+            let v2 = match m.fstype.as_str() {
                 "cgroup2" => true,
                 "cgroup" => false,
                 _ => return None,
             };
             Some(Mount {
-                root: unescape(left.get(3)?),
-                point: PathBuf::from(unescape(left.get(4)?)),
+                root: m.root,
+                point: PathBuf::from(m.point),
                 v2,
-                options,
+                options: m.options,
             })
         })
         .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let oct = bytes
-            .get(i + 1..i + 4)
-            .filter(|o| o.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], oct) {
-            (b'\\', Some(o)) => {
-                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The lines of `/proc/self/cgroup`; malformed lines are an error naming the line.

@@ -141,52 +141,10 @@ fn seccomp() -> SeccompFacts {
     }
 }
 
-/// One mountinfo line's mount point, file system type and super options (proc(5)).
-pub(super) struct MountLine {
-    pub root: String,
-    pub point: String,
-    pub fstype: String,
-    pub options: String,
-}
+pub(super) use crate::mountinfo::MountLine;
 
 pub(super) fn mounts(mountinfo: &str) -> Vec<MountLine> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let left: Vec<&str> = left.split(' ').collect();
-            let right: Vec<&str> = right.split(' ').collect();
-            Some(MountLine {
-                root: unescape(left.get(3)?),
-                point: unescape(left.get(4)?),
-                fstype: right.first()?.to_string(),
-                options: right.get(2).unwrap_or(&"").to_string(),
-            })
-        })
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> String {
-    let mut out = Vec::with_capacity(field.len());
-    let bytes = field.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|o| o.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(o)) => {
-                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mountinfo::parse(mountinfo)
 }
 
 /// `binfmt_misc` sits on a permanently empty sysctl directory, which the kernel's
