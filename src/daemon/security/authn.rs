@@ -411,4 +411,26 @@ mod tests {
         );
         assert!(Methods::parse(&["password".into()]).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary credential headers (any bytes a header may hold) never panic and never
+        /// authenticate.
+        #[test]
+        fn arbitrary_credential_headers_are_refused_without_panic(
+            name in proptest::sample::select(vec!["authorization", "x-api-key", "x-auth-token"]),
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            bearer in proptest::prelude::any::<bool>(),
+        ) {
+            let (a, _, _) = auth();
+            let mut bytes = if bearer { b"Bearer ".to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&value);
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                let mut h = HeaderMap::new();
+                h.insert(name, v);
+                proptest::prop_assert!(a.authenticate(&tcp(), &h).is_err());
+            }
+        }
+    }
 }
