@@ -280,3 +280,27 @@ fn a_profile_threshold_changes_what_enforce_refuses() {
         );
     }
 }
+
+#[test]
+fn an_interrupt_reaches_the_payload_as_the_same_signal() {
+    use std::io::{BufRead, Read};
+    // SIGINT to stockade goes to the payload as SIGINT (python raises KeyboardInterrupt).
+    // The handler is in place before `up` is printed, so the signal cannot land outside it.
+    let code = "import signal, sys, time\nsignal.signal(signal.SIGINT, lambda *_: (print('interrupted'), sys.exit(0)))\nprint('up', flush=True)\ntime.sleep(30)";
+    let mut child = std::process::Command::new(common::bin())
+        .args(["run", "--", "python3", "-c", code])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "up\n");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "interrupted\n");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -269,16 +269,15 @@ impl<'a> Supervisor<'a> {
             // Drain the eventfd/inotify so poll does not spin; the OOM count is read at the end.
             let _ = nix::unistd::read(fd, &mut io.buf);
         }
-        if ready[SIGNALS]
-            && matches!(
-                io.signals.as_ref().map(SignalFd::read_signal),
-                Some(Ok(Some(_)))
-            )
-        {
+        let signal = ready[SIGNALS]
+            .then(|| io.signals.as_ref().map(SignalFd::read_signal))
+            .flatten();
+        if let Some(Ok(Some(info))) = signal {
             run.interrupts += 1;
             if run.interrupts == 1 {
                 // The init forwards it to the payload, which may exit cleanly; a second one kills.
-                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM);
+                let signal = i32::try_from(info.ssi_signo).unwrap_or(libc::SIGTERM);
+                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
             } else {
                 self.kill(out, Status::Signaled);
             }
