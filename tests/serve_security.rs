@@ -992,3 +992,28 @@ fn bounded_load_throttles_the_abuser_without_hurting_others() {
         junk_statuses.len()
     );
 }
+
+#[test]
+fn guessing_keys_is_throttled_per_address() {
+    let conf = Conf::new();
+    let k = new_key("someone");
+    let cfg = conf.write(&format!(
+        "[auth]\ntcp = [\"api_key\"]\n{}\n[rate_limit]\nper_address = \"1/min\"\naddress_burst = 3\n",
+        key_entry(&k, "someone", false)
+    ));
+    let s = Server::start(&["--config", &cfg]);
+    let statuses: Vec<u16> = (0..5)
+        .map(|i| {
+            let guess = format!("stk_00000000_guess{i}");
+            s.request("GET", "/v1/profiles", &[("x-api-key", &guess)], b"")
+                .status
+        })
+        .collect();
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // Even the right key waits now: the bucket belongs to the address.
+    let r = s.request("GET", "/v1/profiles", &[("x-api-key", &k.key)], b"");
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() > 1);
+    // Health checks are not counted.
+    assert_eq!(s.get("/healthz").status, 200);
+}

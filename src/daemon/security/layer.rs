@@ -210,8 +210,12 @@ pub async fn middleware(
 ) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let headers = req.headers().clone();
-    if let Some(r) = sec.config.cors.preflight(&method, &headers) {
+    // Request headers are kept for the CORS answer only when CORS is on.
+    let cors_headers = sec.config.cors.enabled().then(|| req.headers().clone());
+    if let Some(r) = cors_headers
+        .as_ref()
+        .and_then(|h| sec.config.cors.preflight(&method, h))
+    {
         return r;
     }
     let peer = req
@@ -242,7 +246,9 @@ pub async fn middleware(
             response = note_error(response, a).await;
         }
     }
-    sec.config.cors.decorate(&headers, &mut response);
+    if let Some(h) = &cors_headers {
+        sec.config.cors.decorate(h, &mut response);
+    }
     let h = response.headers_mut();
     h.insert(
         "x-content-type-options",
@@ -292,6 +298,17 @@ async fn admit(
         Route::Metrics => sec.config.public_metrics,
         _ => false,
     };
+    // The per-address bucket comes before authentication, so guessing keys is throttled too.
+    let now = Instant::now();
+    let mut decision: Option<Decision> = None;
+    if !public {
+        if let Some(rate) = sec.config.rate.per_address {
+            decision = Some(sec.addresses.take(&peer.address_key(), rate, now));
+        }
+    }
+    if let Some(d) = decision.filter(|d| !d.allowed) {
+        return Err(throttled(sec, &reject, d));
+    }
     let principal = match sec.config.auth.authenticate(peer, req.headers()) {
         Ok(p) => p,
         Err(_) if public => Principal::anonymous(),
@@ -325,13 +342,6 @@ async fn admit(
         });
     }
     let grant = sec.config.grants.get(&principal.name);
-    let now = Instant::now();
-    let mut decision: Option<Decision> = None;
-    if !public {
-        if let Some(rate) = sec.config.rate.per_address {
-            decision = Some(sec.addresses.take(&peer.address_key(), rate, now));
-        }
-    }
     let mut guard = None;
     if class == Route::Execute {
         if let Some(rate) = grant.rate.or(sec.config.rate.per_principal) {
@@ -351,16 +361,7 @@ async fn admit(
         }
     }
     if let Some(d) = decision.filter(|d| !d.allowed) {
-        sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let mut r = reject(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "rate limit exceeded; retry later",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
-        rate_headers(&mut r, Some(d));
-        return Err(r);
+        return Err(throttled(sec, &reject, d));
     }
     read_body(sec, req, &reject).await?;
     let ctx = Arc::new(Ctx {
@@ -371,6 +372,21 @@ async fn admit(
         security: Arc::clone(sec),
     });
     Ok((ctx, decision, guard))
+}
+
+/// The 429 of an empty bucket, with `Retry-After` and the `RateLimit-*` headers.
+fn throttled(
+    sec: &Security,
+    reject: &impl Fn(StatusCode, &str, &str) -> Response,
+    d: Decision,
+) -> Response {
+    sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+    let msg = "rate limit exceeded; retry later";
+    let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+    rate_headers(&mut r, Some(d));
+    r
 }
 
 /// Buffer the body within the size limit and the slow-client timeout.
