@@ -156,6 +156,23 @@ pub struct PolicyReport {
     pub findings: Vec<PolicyFinding>,
 }
 
+impl PolicyReport {
+    /// One line for a refusal: the preset and the first findings with their positions.
+    pub fn rejection_message(&self) -> String {
+        let worst: Vec<String> = self
+            .findings
+            .iter()
+            .take(3)
+            .map(|f| format!("{} at {}:{} ({})", f.rule, f.line, f.column, f.severity))
+            .collect();
+        format!(
+            "refused by the {} analysis preset: {}",
+            self.preset,
+            worst.join("; ")
+        )
+    }
+}
+
 /// The seccomp violation that ended the run, when it could be identified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompViolation {

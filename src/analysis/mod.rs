@@ -21,6 +21,28 @@ mod python;
 mod rules;
 mod shell;
 
+/// The code a command line runs, for the pre-flight analysis: the text after `-c`/`-e`/`--eval`/
+/// `-p`/`--print`, a file named by an argument (absolute, or relative to `cwd`) among `files`, or
+/// else the stdin bytes (`python3 -`, `sh` reading its program from stdin).
+pub fn code_of(
+    argv: &[String],
+    cwd: &Path,
+    files: &[(std::path::PathBuf, Vec<u8>)],
+    stdin: Option<&[u8]>,
+) -> Option<String> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        if matches!(arg.as_str(), "-c" | "-e" | "--eval" | "-p" | "--print") {
+            return argv.get(i + 1).cloned();
+        }
+        let path = cwd.join(arg);
+        if let Some((_, data)) = files.iter().find(|(p, _)| *p == path) {
+            return Some(text(data));
+        }
+    }
+    stdin.map(text)
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -183,7 +183,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let mut verdict = Verdict::not_started(
                 Status::RejectedByPolicy,
                 policy.limits.clone(),
-                rejection_message(&report),
+                report.rejection_message(),
             );
             verdict.policy = Some(report);
             report_verdict(&args, &verdict)?;
@@ -263,7 +263,22 @@ fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Resu
     if mode == AnalysisMode::Off {
         return Ok(Preflight::Skip);
     }
-    let Some(code) = code_of(policy, files, stdin) else {
+    // Copy-ins are read here only when analysis is on: the sandbox reads them again itself.
+    let mut known: Vec<(PathBuf, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.target.clone(), f.contents.clone()))
+        .collect();
+    for c in &policy.copy_in {
+        if let Ok(data) = std::fs::read(&c.source) {
+            known.push((c.target.clone(), data));
+        }
+    }
+    let stdin_bytes = match stdin {
+        Stdin::Bytes(b) => Some(b.as_slice()),
+        _ => None,
+    };
+    let Some(code) = crate::analysis::code_of(&policy.argv, &policy.cwd, &known, stdin_bytes)
+    else {
         if mode == AnalysisMode::Enforce {
             bail!(
                 "--policy enforce: cannot find the code to analyse; pass it with --code, -c/-e, a --copy-in file named in the command, or --stdin FILE"
@@ -281,48 +296,6 @@ fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Resu
     } else {
         Preflight::Warn(report)
     })
-}
-
-/// The code a command runs: a work file or copy-in named in argv, the text after `-c`/`-e`, or
-/// the stdin bytes of `python3 -`-style commands.
-fn code_of(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> Option<String> {
-    let argv = &policy.argv;
-    for (i, arg) in argv.iter().enumerate().skip(1) {
-        if matches!(arg.as_str(), "-c" | "-e" | "--eval" | "-p" | "--print") {
-            return argv.get(i + 1).cloned();
-        }
-        if let Some(f) = files.iter().find(|f| f.target.as_os_str() == arg.as_str()) {
-            return Some(String::from_utf8_lossy(&f.contents).into_owned());
-        }
-        let inside = if arg.starts_with('/') {
-            PathBuf::from(arg)
-        } else {
-            policy.cwd.join(arg)
-        };
-        if let Some(c) = policy.copy_in.iter().find(|c| c.target == inside) {
-            return std::fs::read(&c.source)
-                .ok()
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
-        }
-    }
-    match stdin {
-        Stdin::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    }
-}
-
-fn rejection_message(report: &PolicyReport) -> String {
-    let worst: Vec<String> = report
-        .findings
-        .iter()
-        .take(3)
-        .map(|f| format!("{} at {}:{} ({})", f.rule, f.line, f.column, f.severity))
-        .collect();
-    format!(
-        "refused by the {} analysis preset: {}",
-        report.preset,
-        worst.join("; ")
-    )
 }
 
 /// Detect the limit backend; `none` needs no cgroup at all.

@@ -114,7 +114,12 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
     let report = match policy.analysis.mode {
         AnalysisMode::Off => None,
         mode => {
-            let Some(code) = code_of(&policy.argv, &files, &stdin) else {
+            let Some(code) = crate::analysis::code_of(
+                &policy.argv,
+                &policy.cwd,
+                &files,
+                Some(stdin.as_slice()).filter(|s| !s.is_empty()),
+            ) else {
                 if mode == AnalysisMode::Enforce {
                     let msg = format!(
                         "profile `{}` enforces the pre-flight analysis: give the code as `code` or `files`",
@@ -144,7 +149,7 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
                 let mut v = Verdict::not_started(
                     Status::RejectedByPolicy,
                     policy.limits.clone(),
-                    rejection(&report),
+                    report.rejection_message(),
                 );
                 v.policy = Some(report);
                 return Ok(Plan::Refuse {
@@ -218,41 +223,6 @@ fn apply_env(policy: &mut Policy, env: &[(String, String)]) -> Result<(), ApiErr
         policy.set_env(k, v);
     }
     Ok(())
-}
-
-/// The code a job runs, for the analysis: the program file, the text after `-c`/`-e`, or stdin
-/// when the command reads its program from there.
-fn code_of(
-    argv: &[String],
-    files: &[(std::path::PathBuf, Vec<u8>)],
-    stdin: &[u8],
-) -> Option<String> {
-    for (i, arg) in argv.iter().enumerate().skip(1) {
-        if matches!(arg.as_str(), "-c" | "-e" | "--eval" | "-p" | "--print") {
-            return argv.get(i + 1).cloned();
-        }
-        if let Some((_, data)) = files.iter().find(|(p, _)| p.as_os_str() == arg.as_str()) {
-            return Some(String::from_utf8_lossy(data).into_owned());
-        }
-        if arg == "-" {
-            return Some(String::from_utf8_lossy(stdin).into_owned());
-        }
-    }
-    None
-}
-
-fn rejection(report: &PolicyReport) -> String {
-    let worst: Vec<String> = report
-        .findings
-        .iter()
-        .take(3)
-        .map(|f| format!("{} at {}:{} ({})", f.rule, f.line, f.column, f.severity))
-        .collect();
-    format!(
-        "refused by the {} analysis preset: {}",
-        report.preset,
-        worst.join("; ")
-    )
 }
 
 /// A job that has a slot and a worker. Dropping it before the verdict kills the sandbox.

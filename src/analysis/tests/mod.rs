@@ -57,3 +57,39 @@ pub(super) fn expect_clean(language: Language, cases: &[&str]) {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn code_of_finds_inline_code_files_and_stdin() {
+    use std::path::{Path, PathBuf};
+
+    use crate::analysis::code_of;
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cwd = Path::new("/sandbox");
+    let files = vec![(PathBuf::from("/sandbox/main.py"), b"print(1)".to_vec())];
+    assert_eq!(
+        code_of(&argv(&["python3", "-c", "x=1"]), cwd, &files, None).as_deref(),
+        Some("x=1")
+    );
+    assert_eq!(
+        code_of(&argv(&["node", "-e", "1"]), cwd, &[], None).as_deref(),
+        Some("1")
+    );
+    // Relative to the working directory, or absolute.
+    assert_eq!(
+        code_of(&argv(&["python3", "main.py"]), cwd, &files, None).as_deref(),
+        Some("print(1)")
+    );
+    assert_eq!(
+        code_of(&argv(&["python3", "/sandbox/main.py"]), cwd, &files, None).as_deref(),
+        Some("print(1)")
+    );
+    // Otherwise the program comes from stdin, when there is any.
+    assert_eq!(
+        code_of(&argv(&["python3", "-"]), cwd, &[], Some(b"y=2")).as_deref(),
+        Some("y=2")
+    );
+    assert_eq!(
+        code_of(&argv(&["python3", "other.py"]), cwd, &files, None),
+        None
+    );
+}
