@@ -40,7 +40,10 @@ fn init_tracing(filter: &str, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Keys, tokens and registered secrets never reach a log line (docs/security-service.md).
+        .with_writer(stockade::daemon::security::redact::Redacting(
+            std::io::stderr,
+        ));
     if json && !std::io::stderr().is_terminal() {
         builder.json().init();
     } else {
