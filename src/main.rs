@@ -23,7 +23,10 @@ fn main() -> ExitCode {
     // The service logs JSON lines when not on a terminal (journald, log shippers); one-shot
     // commands log plain text, since their stderr also carries the payload's.
     let serve = matches!(cli.command, cli::Command::Serve(_));
-    let filter = cli.log.clone().unwrap_or_else(|| if serve { "info" } else { "warn" }.into());
+    let filter = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| if serve { "info" } else { "warn" }.into());
     init_tracing(&filter, serve);
     match cli::dispatch(cli) {
         Ok(code) => code,
@@ -48,6 +51,10 @@ fn init_tracing(filter: &str, json: bool) {
         builder.json().init();
     } else {
         let ansi = std::io::stderr().is_terminal();
-        builder.without_time().with_target(false).with_ansi(ansi).init();
+        builder
+            .without_time()
+            .with_target(false)
+            .with_ansi(ansi)
+            .init();
     }
 }
