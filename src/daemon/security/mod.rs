@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod hooks;
 pub mod jwt;
 pub mod keys;
 pub mod layer;
