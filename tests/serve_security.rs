@@ -494,16 +494,15 @@ audience = "stockade"
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(line["code_sha256"], hex.as_str());
     assert_eq!(line["code_bytes"], code.len());
-    for field in [
-        "time",
-        "request_id",
-        "client",
-        "wall_ms",
-        "cpu_ms",
-        "memory_peak_bytes",
-    ] {
+    for field in ["time", "request_id", "client", "wall_ms", "cpu_ms"] {
         assert!(!line[field].is_null(), "{field} missing: {line}");
     }
+    // The measurements are the verdict's (memory is null where the host cannot measure it).
+    let v = r.json();
+    assert_eq!(line["wall_ms"], v["wall_ms"]);
+    assert_eq!(line["cpu_ms"], v["cpu_ms"]["total_ms"]);
+    assert!(line.get("memory_peak_bytes").is_some(), "{line}");
+    assert_eq!(line["memory_peak_bytes"], v["memory_peak_bytes"]);
     assert_eq!(
         (line["principal"].as_str(), line["profile"].as_str()),
         (Some("auditor"), Some("python"))
@@ -893,8 +892,11 @@ fn fuzzed_requests_never_panic_or_fail_with_5xx() {
                 let r = s
                     .try_request(m, p, &h, &body)
                     .map_err(|e| TestCaseError::fail(format!("{m} {p}: {e}")))?;
+                // DELETE /api/v2/packages is Piston's documented 500 (nothing is uninstalled).
+                let documented =
+                    r.status == 503 || (m == "DELETE" && p.starts_with("/api/v2/packages"));
                 prop_assert!(
-                    r.status < 500 || r.status == 503,
+                    r.status < 500 || documented,
                     "{m} {p} -> {}: {}",
                     r.status,
                     r.text()
