@@ -60,6 +60,11 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
     if args.check_config {
+        // What `serve` itself would refuse (an unauthenticated address beyond loopback).
+        config
+            .security
+            .check_listen(&config.listen)
+            .map_err(anyhow::Error::msg)?;
         println!(
             "configuration ok: listen {}; {} sandboxes at once, queue {} ({} timeout)",
             config
