@@ -1026,3 +1026,44 @@ fn guessing_keys_is_throttled_per_address() {
     // Health checks are not counted.
     assert_eq!(s.get("/healthz").status, 200);
 }
+
+#[test]
+fn an_unauthenticated_address_beyond_loopback_is_refused_at_start() {
+    let conf = Conf::new();
+    let check = |cfg: &str| {
+        std::process::Command::new(serve_support::bin())
+            .args([
+                "serve",
+                "--check-config",
+                "--config",
+                cfg,
+                "--listen",
+                "0.0.0.0:2000",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = check(&conf.write(""));
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("beyond loopback) without authentication"),
+        "{err}"
+    );
+    let out = check(&conf.write("[auth]\nallow_unauthenticated_remote = true\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k = new_key("remote");
+    let out = check(&conf.write(&format!(
+        "[auth]\ntcp = [\"api_key\"]\n{}",
+        key_entry(&k, "remote", false)
+    )));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
