@@ -1067,3 +1067,46 @@ fn an_unauthenticated_address_beyond_loopback_is_refused_at_start() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn revoking_a_key_in_the_keys_file_takes_effect_on_sighup() {
+    let conf = Conf::new();
+    let a = new_key("a");
+    let b = new_key("b");
+    let file = conf.path("keys.toml");
+    let entries = |a_revoked: bool| {
+        format!(
+            "[[key]]\nid = \"{}\"\nsha256 = \"{}\"\nprincipal = \"a\"\nrevoked = {a_revoked}\n\n[[key]]\nid = \"{}\"\nsha256 = \"{}\"\nprincipal = \"b\"\n",
+            a.id, a.sha256, b.id, b.sha256
+        )
+    };
+    std::fs::write(&file, entries(false)).unwrap();
+    let cfg = conf.write(&format!(
+        "[auth]\ntcp = [\"api_key\"]\nkeys_file = \"{}\"\n",
+        file.display()
+    ));
+    let s = Server::start(&["--config", &cfg]);
+    let status = |k: &Key| {
+        s.request("GET", "/v1/profiles", &[("x-api-key", &k.key)], b"")
+            .status
+    };
+    assert_eq!((status(&a), status(&b)), (200, 200));
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid()),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    std::fs::write(&file, entries(true)).unwrap();
+    hup();
+    assert!(eventually(Duration::from_secs(5), || status(&a) == 401));
+    assert_eq!(status(&b), 200);
+    // A broken file keeps the keys in force and says so.
+    std::fs::write(&file, "[[key]]\nid = \"x\"\n").unwrap();
+    hup();
+    assert!(eventually(Duration::from_secs(5), || s
+        .log_text()
+        .contains("api keys not reloaded")));
+    assert_eq!((status(&a), status(&b)), (401, 200));
+}

@@ -241,7 +241,7 @@ async fn serve_one(
     }
 }
 
-/// Wait for SIGTERM or SIGINT; SIGHUP reloads the profiles meanwhile.
+/// Wait for SIGTERM or SIGINT; SIGHUP reloads the profiles and the API keys file meanwhile.
 async fn wait_for_stop(app: &App) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
@@ -252,6 +252,7 @@ async fn wait_for_stop(app: &App) -> anyhow::Result<()> {
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
                 app.reload().await;
+                app.security.reload_keys();
                 tracing::info!(profiles = app.catalog().names().len(), "profiles reloaded (SIGHUP)");
             }
         }

@@ -8,6 +8,7 @@
 //! client; the reason (never the credential) goes to the log and the audit record.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
 
@@ -151,13 +152,40 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, AuthFailure
 
 #[derive(Debug, Default)]
 pub struct Authenticator {
-    pub keys: KeyStore,
+    /// Replaced as a whole when the keys file is reloaded (SIGHUP).
+    keys: RwLock<Arc<KeyStore>>,
     pub jwt: Option<JwtVerifier>,
     pub tcp: Methods,
     pub unix: Methods,
 }
 
 impl Authenticator {
+    pub fn new(keys: KeyStore, jwt: Option<JwtVerifier>, tcp: Methods, unix: Methods) -> Self {
+        Authenticator {
+            keys: RwLock::new(Arc::new(keys)),
+            jwt,
+            tcp,
+            unix,
+        }
+    }
+
+    /// Swap in a new key set (requests already past authentication are not affected).
+    pub fn replace_keys(&self, keys: KeyStore) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+    }
+
+    fn key_store(&self) -> Arc<KeyStore> {
+        Arc::clone(
+            &self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     fn methods(&self, peer: &Peer) -> Methods {
         if peer.unix() { self.unix } else { self.tcp }
     }
@@ -197,7 +225,8 @@ impl Authenticator {
     }
 
     fn key(&self, key: &str) -> Result<Principal, AuthFailure> {
-        match self.keys.check(key) {
+        let store = self.key_store();
+        match store.check(key) {
             KeyCheck::Valid(e) => Ok(Principal {
                 name: e.principal.clone(),
                 method: Method::ApiKey,
@@ -249,15 +278,15 @@ mod tests {
             ..JwtSettings::default()
         })
         .unwrap();
-        let a = Authenticator {
-            keys: KeyStore::new(vec![
+        let a = Authenticator::new(
+            KeyStore::new(vec![
                 entry(&good, "ci", false),
                 entry(&revoked, "old", true),
             ]),
-            jwt: Some(jwt),
-            tcp: Methods::parse(&["api_key".into(), "jwt".into(), "mtls".into()]).unwrap(),
-            unix: Methods::parse(&["peer".into(), "api_key".into()]).unwrap(),
-        };
+            Some(jwt),
+            Methods::parse(&["api_key".into(), "jwt".into(), "mtls".into()]).unwrap(),
+            Methods::parse(&["peer".into(), "api_key".into()]).unwrap(),
+        );
         (a, good, revoked)
     }
 
@@ -381,6 +410,18 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e, AuthFailure::UnknownKey);
+    }
+
+    #[test]
+    fn replaced_keys_take_effect_for_the_next_request() {
+        let (a, good, _) = auth();
+        let h = headers(&[("x-api-key", &good.key)]);
+        assert!(a.authenticate(&tcp(), &h).is_ok());
+        a.replace_keys(KeyStore::default());
+        assert_eq!(
+            a.authenticate(&tcp(), &h).unwrap_err(),
+            AuthFailure::UnknownKey
+        );
     }
 
     #[test]

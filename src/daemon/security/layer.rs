@@ -24,6 +24,7 @@ use super::breaker::Breaker;
 use super::cache::Cache;
 use super::config::SecurityConfig;
 pub use super::hooks::{RunHooks, authorize, cache_status, run, start};
+use super::keys::{self, KeyStore};
 use super::ratelimit::{Buckets, Concurrency, ConcurrencyGuard, Decision};
 use super::{Principal, authn::Peer};
 use crate::daemon::exec::Collected;
@@ -77,6 +78,36 @@ impl Security {
             counters: Counters::default(),
             config,
         }))
+    }
+
+    /// Re-read `[auth] keys_file` (SIGHUP): revoked or removed keys stop working at once. A bad
+    /// file leaves the current keys in force.
+    pub fn reload_keys(&self) {
+        let Some(path) = &self.config.keys_file else {
+            return;
+        };
+        let merged = keys::load_file(path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                let mut all = self.config.inline_keys.clone();
+                for e in file {
+                    if all.iter().any(|x| x.id == e.id) {
+                        return Err(format!("key id `{}` is also in [[auth.keys]]", e.id));
+                    }
+                    all.push(e);
+                }
+                Ok(all)
+            });
+        match merged {
+            Ok(all) => {
+                let n = all.len();
+                self.config.auth.replace_keys(KeyStore::new(all));
+                tracing::info!(keys = n, file = %path.display(), "api keys reloaded (SIGHUP)");
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), "api keys not reloaded; the previous keys stay in force: {e}")
+            }
+        }
     }
 
     /// Prometheus lines for the security counters, the breaker and the cache.

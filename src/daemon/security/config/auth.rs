@@ -44,8 +44,10 @@ pub(super) fn auth(
     let tcp = methods(v, &a.tcp, "auth.tcp", &["api_key", "jwt", "mtls"])?;
     let unix = methods(v, &a.unix, "auth.unix", &["peer", "api_key", "jwt"])?;
     let mut entries = keys::entries(v.src, "auth.keys", a.keys)?;
+    c.inline_keys.clone_from(&entries);
     if let Some(f) = &a.keys_file {
         let path = v.path(f, "auth.keys_file")?;
+        c.keys_file = Some(path.clone());
         let more = keys::load_file(&path)?;
         for e in more {
             if entries.iter().any(|x| x.id == e.id) {
@@ -84,12 +86,7 @@ pub(super) fn auth(
     c.public_health = a.public_health.unwrap_or(true);
     c.public_metrics = a.public_metrics.unwrap_or(false);
     c.allow_unauthenticated_remote = a.allow_unauthenticated_remote.unwrap_or(false);
-    c.auth = Arc::new(Authenticator {
-        keys: KeyStore::new(entries),
-        jwt,
-        tcp,
-        unix,
-    });
+    c.auth = Arc::new(Authenticator::new(KeyStore::new(entries), jwt, tcp, unix));
     Ok(())
 }
 

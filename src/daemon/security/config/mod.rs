@@ -57,6 +57,10 @@ pub struct RateLimits {
 #[derive(Debug, Clone)]
 pub struct SecurityConfig {
     pub auth: Arc<Authenticator>,
+    /// `[auth] keys_file`, re-read on SIGHUP.
+    pub keys_file: Option<PathBuf>,
+    /// `[[auth.keys]]`, kept beside the file's keys on a reload.
+    pub inline_keys: Vec<keys::KeyEntry>,
     pub public_health: bool,
     pub public_metrics: bool,
     pub allow_unauthenticated_remote: bool,
@@ -76,6 +80,8 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             auth: Arc::new(Authenticator::default()),
+            keys_file: None,
+            inline_keys: Vec::new(),
             public_health: true,
             public_metrics: false,
             allow_unauthenticated_remote: false,
