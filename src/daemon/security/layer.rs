@@ -300,7 +300,8 @@ fn record(req: &Request, peer: &Peer) -> AuditRecord {
         client: Some(peer.client()),
         uid: peer.uid,
         method: req.method().to_string(),
-        path: req.uri().path().chars().take(200).collect(),
+        // Paths are client text: bounded and redacted like every free-text field.
+        path: super::redact::redact(&req.uri().path().chars().take(200).collect::<String>()),
         ..AuditRecord::default()
     }
 }
