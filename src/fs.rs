@@ -16,8 +16,10 @@ use crate::policy::{Policy, RootFs, SANDBOX_DIR};
 /// One step of building the new root. Paths are absolute paths *inside* the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
-    /// A small tmpfs as the new root (the `host` root filesystem).
-    RootTmpfs,
+    /// A small tmpfs as the new root (the `host` root filesystem), `size` bytes.
+    RootTmpfs {
+        size: u64,
+    },
     /// A recursive read-only bind of a prepared root filesystem directory.
     RootBind {
         source: PathBuf,
@@ -66,9 +68,28 @@ pub struct HostLayout {
     pub top_symlinks: Vec<(String, PathBuf)>,
     /// Top-level directories that must be bound because they are real directories (split /usr).
     pub top_dirs: Vec<String>,
-    /// `/etc` entries present on the host: (name, is_dir, symlink target if a symlink).
-    pub etc: Vec<(String, bool, Option<PathBuf>)>,
+    /// `/etc` entries present on the host.
+    pub etc: Vec<(String, EtcEntry)>,
 }
+
+/// How one host `/etc` entry appears in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtcEntry {
+    /// A directory, bound read-only.
+    Dir,
+    /// A small regular file, copied into the root tmpfs: a copy costs a read and a write, a
+    /// read-only bind two mount calls (plus a statfs), and exposes no host inode.
+    File {
+        contents: Vec<u8>,
+        mode: u32,
+    },
+    /// A larger regular file, bound read-only.
+    BigFile,
+    Symlink(PathBuf),
+}
+
+/// Files up to this size are copied into the sandbox's `/etc` rather than bound.
+const ETC_COPY_MAX: u64 = 256 << 10;
 
 /// `/etc` entries a host-root sandbox sees (DESIGN §5): the dynamic linker cache, name service
 /// configuration, time zone, TLS roots and Debian's alternatives links; nothing else of `/etc`.
@@ -114,12 +135,26 @@ impl HostLayout {
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            let link = meta
-                .file_type()
-                .is_symlink()
-                .then(|| std::fs::read_link(&path).ok())
-                .flatten();
-            layout.etc.push((name.to_string(), meta.is_dir(), link));
+            let entry = if meta.file_type().is_symlink() {
+                match std::fs::read_link(&path) {
+                    Ok(target) => EtcEntry::Symlink(target),
+                    Err(_) => continue,
+                }
+            } else if meta.is_dir() {
+                EtcEntry::Dir
+            } else if meta.len() <= ETC_COPY_MAX {
+                match std::fs::read(&path) {
+                    Ok(contents) => EtcEntry::File {
+                        contents,
+                        mode: meta.permissions().mode() & 0o755,
+                    },
+                    // Unreadable to us: the sandbox's root could not read it either.
+                    Err(_) => continue,
+                }
+            } else {
+                EtcEntry::BigFile
+            };
+            layout.etc.push((name.to_string(), entry));
         }
         layout
     }
@@ -147,7 +182,17 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
     let mut ops = Vec::new();
     match &policy.rootfs {
         RootFs::Host => {
-            ops.push(MountOp::RootTmpfs);
+            let copied: u64 = host
+                .etc
+                .iter()
+                .map(|(_, e)| match e {
+                    EtcEntry::File { contents, .. } => contents.len() as u64,
+                    _ => 0,
+                })
+                .sum();
+            ops.push(MountOp::RootTmpfs {
+                size: (1 << 20) + copied,
+            });
             ops.push(MountOp::Mkdir { path: p("/usr") });
             ops.push(MountOp::Bind {
                 source: p("/usr"),
@@ -170,28 +215,30 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
                 });
             }
             ops.push(MountOp::Mkdir { path: p("/etc") });
-            for (name, is_dir, link) in &host.etc {
+            for (name, entry) in &host.etc {
                 let path = Path::new("/etc").join(name);
-                match (link, is_dir) {
-                    (Some(target), _) => ops.push(MountOp::Symlink {
+                let bind = |path: PathBuf| MountOp::Bind {
+                    source: path.clone(),
+                    target: path,
+                    writable: false,
+                };
+                match entry {
+                    EtcEntry::Symlink(target) => ops.push(MountOp::Symlink {
                         target: target.clone(),
                         path,
                     }),
-                    (None, true) => {
+                    EtcEntry::Dir => {
                         ops.push(MountOp::Mkdir { path: path.clone() });
-                        ops.push(MountOp::Bind {
-                            source: path.clone(),
-                            target: path,
-                            writable: false,
-                        });
+                        ops.push(bind(path));
                     }
-                    (None, false) => {
+                    EtcEntry::File { contents, mode } => ops.push(MountOp::WriteFile {
+                        path,
+                        contents: contents.clone(),
+                        mode: *mode,
+                    }),
+                    EtcEntry::BigFile => {
                         ops.push(MountOp::Touch { path: path.clone() });
-                        ops.push(MountOp::Bind {
-                            source: path.clone(),
-                            target: path,
-                            writable: false,
-                        });
+                        ops.push(bind(path));
                     }
                 }
             }
@@ -336,7 +383,7 @@ pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
     let at = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
     for op in ops {
         match op {
-            MountOp::RootTmpfs => tmpfs(root, 1 << 20, 0o755, false)?,
+            MountOp::RootTmpfs { size } => tmpfs(root, *size, 0o755, false)?,
             MountOp::RootBind { source } => {
                 mount(
                     Some(source),
@@ -645,12 +692,18 @@ mod tests {
             ],
             top_dirs: vec![],
             etc: vec![
-                ("ld.so.cache".into(), false, None),
-                ("ssl".into(), true, None),
+                (
+                    "ld.so.cache".into(),
+                    EtcEntry::File {
+                        contents: b"cache".to_vec(),
+                        mode: 0o644,
+                    },
+                ),
+                ("mime.types".into(), EtcEntry::BigFile),
+                ("ssl".into(), EtcEntry::Dir),
                 (
                     "localtime".into(),
-                    false,
-                    Some("/usr/share/zoneinfo/UTC".into()),
+                    EtcEntry::Symlink("/usr/share/zoneinfo/UTC".into()),
                 ),
             ],
         }
@@ -663,7 +716,24 @@ mod tests {
     #[test]
     fn host_plan_binds_usr_read_only_and_only_listed_etc_files() {
         let ops = plan(&Policy::default(), &layout(), &[]);
-        assert_eq!(ops[0], MountOp::RootTmpfs);
+        assert_eq!(
+            ops[0],
+            MountOp::RootTmpfs {
+                size: (1 << 20) + 5
+            }
+        );
+        // Small files are copies, large ones and directories read-only binds.
+        assert!(ops.contains(&MountOp::WriteFile {
+            path: "/etc/ld.so.cache".into(),
+            contents: b"cache".to_vec(),
+            mode: 0o644
+        }));
+        assert!(!ops.iter().any(|op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/ld.so.cache"))));
+        assert!(ops.contains(&MountOp::Bind {
+            source: "/etc/mime.types".into(),
+            target: "/etc/mime.types".into(),
+            writable: false
+        }));
         assert!(ops.contains(&MountOp::Bind {
             source: "/usr".into(),
             target: "/usr".into(),
