@@ -28,13 +28,9 @@ fn run_in(setup: &str) -> (i32, serde_json::Value, String) {
     )
 }
 
-fn is_root() -> bool {
-    nix::unistd::Uid::current().is_root()
-}
-
 #[test]
 fn an_over_mounted_proc_sys_is_refused_with_the_systemd_hint() {
-    if !is_root() {
+    if !common::is_root() {
         eprintln!("needs root to over-mount /proc/sys in a private mount namespace; skipped");
         return;
     }

@@ -5,13 +5,9 @@ mod common;
 
 use common::{Who, stdout_of, verdict};
 
-fn root() -> bool {
-    nix::unistd::Uid::current().is_root()
-}
-
 #[test]
 fn memory_limit_ends_in_oom_with_the_peak() {
-    if !root() {
+    if !common::is_root() {
         eprintln!("cgroup limits need root or a delegated subtree here; skipped");
         return;
     }
@@ -35,7 +31,7 @@ fn memory_limit_ends_in_oom_with_the_peak() {
 
 #[test]
 fn fork_bomb_is_held_at_pids_max() {
-    if !root() {
+    if !common::is_root() {
         return;
     }
     let v = verdict(
@@ -81,7 +77,7 @@ fn cpu_time_limit_ends_in_timeout_cpu() {
 
 #[test]
 fn cpu_quota_throttles_to_about_half_a_core() {
-    if !root() {
+    if !common::is_root() {
         return;
     }
     let v = verdict(
@@ -135,7 +131,7 @@ fn the_rlimit_backend_is_honest() {
 
 #[test]
 fn no_group_is_left_after_runs() {
-    if !root() {
+    if !common::is_root() {
         return;
     }
     for args in [

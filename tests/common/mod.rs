@@ -21,11 +21,16 @@ pub enum Who {
 
 /// Identities every isolation check runs as: ourselves, and the unprivileged user when we are root.
 pub fn identities() -> Vec<Who> {
-    if nix::unistd::Uid::current().is_root() && test_user().is_some() {
+    if is_root() && test_user().is_some() {
         vec![Who::Me, Who::User]
     } else {
         vec![Who::Me]
     }
+}
+
+/// Whether the tests run as root (cgroup limits and over-mounting /proc need it on this host).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::current().is_root()
 }
 
 /// (uid, gid) of the test user, creating it if needed.
