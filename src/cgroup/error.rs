@@ -50,15 +50,16 @@ pub enum CgroupError {
     Parse { path: PathBuf, reason: String },
     #[error(
         "no cgroup hierarchy is mounted ({mountinfo} lists no cgroup or cgroup2 file system); \
-         mount cgroup2 on /sys/fs/cgroup, or mark the cgroup layer best_effort to run with \
-         rlimits only"
+         mount cgroup2 on /sys/fs/cgroup, or mark the cgroup layer best-effort (`--best-effort \
+         cgroup`, or `best_effort = [\"cgroup\"]` in a profile) to run with rlimits only"
     )]
     NoCgroups { mountinfo: PathBuf },
     #[error(
         "cgroup {path} is not writable by uid {uid}: stockade needs a delegated cgroup subtree; \
          run it as root, as a systemd service with Delegate=yes (dist/systemd/stockade.service), \
          or pass --cgroup-root with a writable cgroup2 directory; or mark the cgroup layer \
-         best_effort to run with rlimits only"
+         best-effort (`--best-effort cgroup`, or `best_effort = [\"cgroup\"]` in a profile) to run \
+         with rlimits only"
     )]
     NotDelegated { path: PathBuf, uid: u32 },
     #[error(
@@ -84,7 +85,7 @@ pub enum CgroupError {
     },
     #[error(
         "no cgroups are in use (rlimit backend), so the {limit} limit is not kernel-enforced; \
-         run with a cgroup backend or mark the cgroup layer best_effort"
+         run with a cgroup backend or mark the cgroup layer best-effort (`--best-effort cgroup`)"
     )]
     NoBackend { limit: &'static str },
     #[error("cpu limit {cpus} cores is below the kernel minimum of 0.001 cores (1 ms per second)")]

@@ -112,7 +112,7 @@ fn the_rlimit_backend_is_forced_and_honest() {
     assert_eq!(
         err.to_string(),
         "no cgroups are in use (rlimit backend), so the memory limit is not kernel-enforced; run \
-         with a cgroup backend or mark the cgroup layer best_effort"
+         with a cgroup backend or mark the cgroup layer best-effort (`--best-effort cgroup`)"
     );
     assert!(mgr.require(&limits(None, None, None)).is_ok());
     let g = mgr
