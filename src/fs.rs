@@ -5,13 +5,15 @@
 //! namespace, and `enter()` pivots into it (DESIGN §1 steps 5-8).
 
 use std::ffi::CString;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::policy::{Policy, RootFs, SANDBOX_DIR};
+
+mod beneath;
 
 /// One step of building the new root. Paths are absolute paths *inside* the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,11 @@ pub enum MountOp {
         source: PathBuf,
         target: PathBuf,
         writable: bool,
+    },
+    /// A host device node bound onto an empty file at the same path (`/dev/null` & co.): the
+    /// only bind that keeps device semantics.
+    BindDevice {
+        path: PathBuf,
     },
     Symlink {
         target: PathBuf,
@@ -307,11 +314,7 @@ fn dev_ops(ops: &mut Vec<MountOp>, shm_size: u64) {
     for dev in DEVICES {
         let path = Path::new("/dev").join(dev);
         ops.push(MountOp::Touch { path: path.clone() });
-        ops.push(MountOp::Bind {
-            source: path.clone(),
-            target: path,
-            writable: true,
-        });
+        ops.push(MountOp::BindDevice { path });
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -379,11 +382,17 @@ pub fn make_private() -> Result<(), FsError> {
 }
 
 /// Apply the plan under `root` (an existing, empty directory in the private mount namespace).
+/// Every path inside the new root is reached through [`beneath::Root`], never by a host path.
 pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
-    let at = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
+    let mut new_root: Option<beneath::Root> = None;
     for op in ops {
-        match op {
-            MountOp::RootTmpfs { size } => tmpfs(root, *size, 0o755, false)?,
+        // The root's own mount comes first; everything after it is created beneath its fd.
+        let r = match op {
+            MountOp::RootTmpfs { size } => {
+                tmpfs(root, *size, 0o755, false)?;
+                new_root = Some(beneath::Root::open(root)?);
+                continue;
+            }
             MountOp::RootBind { source } => {
                 mount(
                     Some(source),
@@ -393,88 +402,105 @@ pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
                     None,
                     "",
                 )?;
-                remount_read_only(root)?;
+                let r = beneath::Root::open(root)?;
+                lock_bind(&r.object(Path::new("/"))?, root, true)?;
+                new_root = Some(r);
+                continue;
             }
-            MountOp::Mkdir { path } => mkdir_all(&at(path))?,
-            MountOp::Touch { path } => {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(0o644)
-                    .open(at(path))
-                    .map_err(|source| FsError::Io {
-                        call: "create",
-                        path: path.clone(),
-                        source,
-                    })?;
-            }
-            MountOp::Bind {
-                source,
-                target,
-                writable,
-            } => {
-                let dst = at(target);
-                require_mountpoint(&dst)?;
-                mount(
-                    Some(source),
-                    &dst,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                    "",
-                )?;
-                if !writable {
-                    remount_read_only(&dst)?;
+            _ => match &new_root {
+                Some(r) => r,
+                None => {
+                    new_root = Some(beneath::Root::open(root)?);
+                    new_root.as_ref().ok_or(FsError::MissingMountpoint {
+                        path: root.to_path_buf(),
+                    })?
                 }
-            }
-            MountOp::Symlink { target, path } => std::os::unix::fs::symlink(target, at(path))
-                .map_err(|source| FsError::Io {
-                    call: "symlink",
-                    path: path.clone(),
-                    source,
-                })?,
-            MountOp::WriteFile {
-                path,
-                contents,
-                mode,
-            } => {
-                let dst = at(path);
-                if let Some(parent) = dst.parent() {
-                    mkdir_all(parent)?;
-                }
-                std::fs::write(&dst, contents).map_err(|source| FsError::Io {
-                    call: "write",
-                    path: path.clone(),
-                    source,
-                })?;
-                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(*mode)).map_err(
-                    |source| FsError::Io {
-                        call: "chmod",
-                        path: path.clone(),
-                        source,
-                    },
-                )?;
-            }
-            MountOp::Tmpfs {
-                target,
-                size,
-                mode,
-                exec,
-            } => {
-                let dst = at(target);
-                require_mountpoint(&dst)?;
-                tmpfs(&dst, *size, *mode, *exec)?;
-            }
-            MountOp::Proc { target } => {
-                let dst = at(target);
-                require_mountpoint(&dst)?;
-                proc(&dst)?;
-            }
-            MountOp::RemountReadOnly { target } => remount_read_only(&at(target))?,
-        }
+            },
+        };
+        apply(r, op)?;
     }
     Ok(())
+}
+
+/// One plan step beneath the new root.
+fn apply(root: &beneath::Root, op: &MountOp) -> Result<(), FsError> {
+    match op {
+        MountOp::RootTmpfs { .. } | MountOp::RootBind { .. } => Ok(()),
+        MountOp::Mkdir { path } => root.mkdir_all(path).map(drop),
+        MountOp::Touch { path } => root.touch(path),
+        MountOp::Bind {
+            source,
+            target,
+            writable,
+        } => {
+            let dst = mountpoint(root, target)?;
+            mount(
+                Some(source),
+                &beneath::proc_fd_path(&dst),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                "",
+            )?;
+            // The fd still names the directory beneath the new mount: reopen to reach the mount.
+            lock_bind(&mountpoint(root, target)?, target, !writable)
+        }
+        MountOp::BindDevice { path } => {
+            let dst = mountpoint(root, path)?;
+            mount(
+                Some(path),
+                &beneath::proc_fd_path(&dst),
+                None,
+                MsFlags::MS_BIND,
+                None,
+                "",
+            )
+        }
+        MountOp::Symlink { target, path } => root.symlink(target, path),
+        MountOp::WriteFile {
+            path,
+            contents,
+            mode,
+        } => root.create_file(path, contents, *mode),
+        MountOp::Tmpfs {
+            target,
+            size,
+            mode,
+            exec,
+        } => tmpfs(
+            &beneath::proc_fd_path(&mountpoint(root, target)?),
+            *size,
+            *mode,
+            *exec,
+        ),
+        MountOp::Proc { target } => proc(&beneath::proc_fd_path(&mountpoint(root, target)?)),
+        MountOp::RemountReadOnly { target } => {
+            remount_read_only(&beneath::proc_fd_path(&mountpoint(root, target)?))
+        }
+    }
+}
+
+/// Open a mount target beneath the root; a missing one or a symlink on the way is refused.
+fn mountpoint(root: &beneath::Root, path: &Path) -> Result<std::os::fd::OwnedFd, FsError> {
+    root.object(path).map_err(|_| FsError::MissingMountpoint {
+        path: root.host().join(path.strip_prefix("/").unwrap_or(path)),
+    })
+}
+
+/// Make a bind and every mount beneath it `nosuid,nodev` (and read-only unless `writable`):
+/// a host bind source or a rootfs may carry device nodes and set-user-ID files, and a plain
+/// `MS_REMOUNT` would leave its submounts as the host has them (bubblewrap does the same).
+fn lock_bind(fd: &std::os::fd::OwnedFd, shown: &Path, read_only: bool) -> Result<(), FsError> {
+    use std::os::fd::AsFd;
+    let mut set = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV;
+    if read_only {
+        set |= crate::sys::MOUNT_ATTR_RDONLY;
+    }
+    crate::sys::mount_setattr_recursive(fd.as_fd(), set).map_err(|errno| FsError::Call {
+        call: "mount_setattr(AT_RECURSIVE, nosuid|nodev|rdonly)",
+        path: shown.to_path_buf(),
+        errno,
+    })
 }
 
 /// `pivot_root(".", ".")` into `root`, detach the old root, and make `/` read-only (steps 8).
@@ -502,29 +528,6 @@ pub fn enter(root: &Path) -> Result<(), FsError> {
         errno,
     })?;
     remount_read_only(Path::new("/"))
-}
-
-fn require_mountpoint(path: &Path) -> Result<(), FsError> {
-    // lstat, not stat: a prepared rootfs is untrusted input, and a mountpoint that is a symlink
-    // would redirect the mount outside the new root.
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_symlink() => Ok(()),
-        _ => Err(FsError::MissingMountpoint {
-            path: path.to_path_buf(),
-        }),
-    }
-}
-
-fn mkdir_all(path: &Path) -> Result<(), FsError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(path)
-        .map_err(|source| FsError::Io {
-            call: "mkdir",
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 fn tmpfs(target: &Path, size: u64, mode: u32, exec: bool) -> Result<(), FsError> {

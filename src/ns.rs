@@ -65,6 +65,24 @@ impl IdMap {
     }
 }
 
+/// Drop the caller's supplementary groups when we are root (the sandbox would otherwise keep
+/// them: a user namespace with `setgroups=deny` cannot shed them from inside). An unprivileged
+/// caller cannot drop its own groups (no `CAP_SETGID`); its groups are the ones it already has.
+pub fn drop_supplementary_groups() -> Result<(), NsError> {
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    match nix::unistd::setgroups(&[]) {
+        // Root of a user namespace whose setgroups is "deny" (`unshare --map-root-user`): nobody
+        // in it can change groups, so the caller's are as fixed as an unprivileged caller's.
+        Ok(()) | Err(Errno::EPERM) => Ok(()),
+        Err(errno) => Err(NsError::Call {
+            call: "setgroups(0, NULL)",
+            errno,
+        }),
+    }
+}
+
 /// First id of the range `/etc/sub[ug]id` grants to the user `stockade`.
 fn subid(path: &str) -> Option<u32> {
     let text = std::fs::read_to_string(path).ok()?;

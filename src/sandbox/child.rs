@@ -76,15 +76,21 @@ pub(super) fn init(spec: &Spec) -> ! {
 fn setup(spec: &Spec) -> Step<Pid> {
     // The parent writes the id maps, then releases us; EOF means it died.
     wait_for_byte(spec.fds[0])?;
-    // Die with the supervisor; set before anything else can block.
-    step(
-        "prctl(PR_SET_PDEATHSIG)",
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64),
-    )?;
     // Only the sandbox's own pipes survive: nothing of the caller's fds is reachable from inside.
     stdio(spec.fds)?;
     // Root inside the userns; without it file creation on the new tmpfs fails with EOVERFLOW.
     step("user namespace ids", ns::become_root())?;
+    // Die with the supervisor. After the uid change: a change of effective uid clears the
+    // parent-death signal (prctl(2)), and as root the outer uid does change here.
+    step(
+        "prctl(PR_SET_PDEATHSIG)",
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64),
+    )?;
+    // The supervisor may have died before the line above: it holds the release pipe's write end
+    // for the whole run, so a hang-up there means it is gone.
+    if sys::hung_up(GO_FD) {
+        sys::exit_now(125);
+    }
     step("hostname", ns::set_hostname(&spec.policy.hostname))?;
     // Nothing mounted from here on may propagate to the host.
     step("mount propagation", fs::make_private())?;

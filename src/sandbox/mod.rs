@@ -124,6 +124,9 @@ fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError>
             },
         )
     }));
+    // Root's supplementary groups would follow the child into the sandbox (issue: setpriv
+    // --groups=0,4,42 kept them); once dropped they stay dropped for this process.
+    ns::drop_supplementary_groups()?;
     let group = opts.limits.map(|m| m.create(&policy.limits)).transpose()?;
     let enforced = group.as_ref().map(RunGroup::enforced).unwrap_or_default();
     fail_closed(policy, &enforced)?;
@@ -313,7 +316,10 @@ fn run_inner(
         proto,
         go,
     } = pipes;
-    drop((go, stdin.0, stdout.1, stderr.1, proto.1));
+    // The release pipe's write end stays open until the run is over: the child takes its
+    // hang-up as the supervisor's death (see `child::setup`).
+    let (go_read, _supervisor_alive) = go;
+    drop((go_read, stdin.0, stdout.1, stderr.1, proto.1));
     let outcome = supervise::Supervisor {
         policy,
         pid,
