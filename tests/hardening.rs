@@ -84,9 +84,23 @@ fn kill_and_check(who: Who, mut child: Child, marker: &str, what: &str) {
     .unwrap();
     child.wait().unwrap();
     let killed = Instant::now();
-    std::thread::sleep(Duration::from_millis(100));
-    let survivors = processes_with(marker);
-    let inits_left: Vec<i32> = inits.into_iter().filter(|p| alive(*p)).collect();
+    // The kernel needs a moment to deliver the death signal and tear the namespaces down (about
+    // a millisecond when idle); the bound here is a sanity bound for a loaded CI machine.
+    let (mut survivors, mut inits_left);
+    loop {
+        survivors = processes_with(marker);
+        inits_left = inits
+            .iter()
+            .copied()
+            .filter(|p| alive(*p))
+            .collect::<Vec<i32>>();
+        if (survivors.is_empty() && inits_left.is_empty())
+            || killed.elapsed() > Duration::from_secs(3)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for pid in survivors.iter().chain(&inits_left) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid),
@@ -362,4 +376,44 @@ fn root_s_supplementary_groups_do_not_enter_the_sandbox() {
         "Groups:",
         "the sandbox kept supplementary groups"
     );
+}
+
+#[test]
+fn the_wall_clock_does_not_wait_for_a_reader() {
+    // 512 KiB of output into a stdout pipe nobody reads, then a long sleep: the supervisor must
+    // not block on its copy of the output, and the deadline must still kill the sleep.
+    let marker = format!("{}.{}", 900, std::process::id() % 1000);
+    let report = shared_dir().join("slow-reader.json");
+    let script = format!("head -c 524288 /dev/zero; exec sleep {marker}");
+    let mut child = Command::new(bin())
+        .args(["run", "--wall-time", "1s", "--report"])
+        .arg(&report)
+        .args(["--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Well past the deadline, still without reading a byte.
+    std::thread::sleep(Duration::from_millis(2_500));
+    // The supervisor's own command line carries the marker too: it is still running.
+    let supervisor = i32::try_from(child.id()).unwrap();
+    let survivors: Vec<i32> = processes_with(&format!("sleep {marker}"))
+        .into_iter()
+        .filter(|p| *p != supervisor)
+        .collect();
+    // Now read, so the CLI can hand over its queue and finish.
+    let mut sink = Vec::new();
+    std::io::Read::read_to_end(child.stdout.as_mut().unwrap(), &mut sink).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        survivors.is_empty(),
+        "the payload outlived its 1 s wall limit by {} ms while stdout was not read",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(status.code(), Some(124));
+    assert_eq!(sink.len(), 524_288, "queued output is delivered once read");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["status"], "timeout_wall");
 }

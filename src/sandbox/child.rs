@@ -33,7 +33,7 @@ pub(super) struct Spec<'a> {
     pub fds: [RawFd; 5],
 }
 
-/// The release pipe in the child (after `stdio`); closed before the payload is forked.
+/// The release pipe in the child (from `stdio` on); closed before the payload is forked.
 const GO_FD: RawFd = CHILD_FD + 1;
 
 /// Signals the init forwards to the payload.
@@ -74,10 +74,11 @@ pub(super) fn init(spec: &Spec) -> ! {
 
 /// Steps 4-11 of DESIGN §1, then the fork of the payload.
 fn setup(spec: &Spec) -> Step<Pid> {
-    // The parent writes the id maps, then releases us; EOF means it died.
-    wait_for_byte(spec.fds[0])?;
     // Only the sandbox's own pipes survive: nothing of the caller's fds is reachable from inside.
+    // First, so that our inherited copy of the release pipe's write end is closed before we wait.
     stdio(spec.fds)?;
+    // The parent writes the id maps, then releases us; EOF means it died.
+    wait_for_byte(GO_FD)?;
     // Root inside the userns; without it file creation on the new tmpfs fails with EOVERFLOW.
     step("user namespace ids", ns::become_root())?;
     // Die with the supervisor. After the uid change: a change of effective uid clears the

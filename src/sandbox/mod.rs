@@ -2,9 +2,11 @@
 //! release the child, supervise it (pipes, limits, signals) and turn what happened into a verdict.
 
 mod child;
+mod echo;
 mod feeder;
 pub mod protocol;
 mod supervise;
+mod watchdog;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
