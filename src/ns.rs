@@ -83,6 +83,41 @@ pub fn drop_supplementary_groups() -> Result<(), NsError> {
     }
 }
 
+/// Whether the kernel has time namespaces (`CONFIG_TIME_NS`, Linux 5.6).
+pub fn time_namespaces_available() -> bool {
+    std::path::Path::new("/proc/self/ns/time").exists()
+}
+
+/// A new time namespace for our children (the init itself stays in the old one), with the
+/// monotonic and boot-time clocks offset so the sandbox's uptime starts near zero: `/proc/uptime`
+/// and `CLOCK_BOOTTIME` no longer tell the host's boot time. The offsets may only be written
+/// before any process has entered the namespace (time_namespaces(7)), so this runs before the
+/// payload is forked, and with the host's `/proc` still mounted.
+pub fn enter_time_namespace() -> Result<(), NsError> {
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+        libc::CLONE_NEWTIME,
+    ))
+    .map_err(|errno| NsError::Call {
+        call: "unshare(CLONE_NEWTIME)",
+        errno,
+    })?;
+    let now = |clock| {
+        nix::time::clock_gettime(clock)
+            .map(|t| t.tv_sec())
+            .map_err(|errno| NsError::Call {
+                call: "clock_gettime",
+                errno,
+            })
+    };
+    // Keep one second on each clock: the kernel refuses offsets that make a clock negative.
+    let mono = now(nix::time::ClockId::CLOCK_MONOTONIC)? - 1;
+    let boot = now(nix::time::ClockId::CLOCK_BOOTTIME)? - 1;
+    write_proc(
+        std::path::Path::new("/proc/self/timens_offsets"),
+        &format!("monotonic -{mono} 0\nboottime -{boot} 0\n"),
+    )
+}
+
 /// First id of the range `/etc/sub[ug]id` grants to the user `stockade`.
 fn subid(path: &str) -> Option<u32> {
     let text = std::fs::read_to_string(path).ok()?;

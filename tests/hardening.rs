@@ -417,3 +417,70 @@ fn the_wall_clock_does_not_wait_for_a_reader() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(v["status"], "timeout_wall");
 }
+
+#[test]
+fn without_a_pids_controller_rlimit_nproc_holds_the_task_count() {
+    // The none backend with --best-effort cgroup: RLIMIT_NPROC stands in for pids.max, counted
+    // in the sandbox's own user namespace.
+    for who in identities() {
+        let out = stockade(
+            who,
+            &[
+                "run",
+                "--json",
+                "--cgroup-backend",
+                "none",
+                "--pids",
+                "8",
+                "--best-effort",
+                "cgroup",
+                "--",
+                "python3",
+                "-c",
+                "import os, time\nn = 0\ntry:\n    for i in range(20):\n        if os.fork() == 0:\n            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept BlockingIOError:\n    pass\nprint(f'started={n}')",
+            ],
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stdout = v["stdout"]["data"].as_str().unwrap_or_default();
+        let started: u32 = stdout
+            .trim()
+            .strip_prefix("started=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{who:?}: {v}"));
+        // init + python + the children: at most 8 tasks, so at most 6 children.
+        assert!(
+            (1..=6).contains(&started),
+            "{who:?}: {started} background tasks started under an 8-task limit"
+        );
+        assert_eq!(v["enforced"]["cgroup"]["pids_limit_enforced"], false);
+    }
+}
+
+#[test]
+fn uptime_and_boot_time_are_the_sandbox_s_own() {
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        eprintln!("skipped: this kernel has no time namespaces");
+        return;
+    }
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for who in identities() {
+        let v = common::verdict(who, &["--", "cat", "/proc/uptime"]);
+        let inside: f64 = common::stdout_of(&v)
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{who:?}: {v}"));
+        assert!(
+            inside < 60.0 && inside < host,
+            "{who:?}: uptime inside {inside} s, host {host} s"
+        );
+        assert_eq!(v["enforced"]["timens"], true, "{who:?}");
+    }
+}

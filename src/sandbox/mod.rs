@@ -152,7 +152,13 @@ fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError>
             .iter()
             .map(|(k, v)| cstr(&format!("{k}={v}"), &format!("environment variable {k}")))
             .collect::<Result<_, _>>()?,
-        rlimits: rlimit::plan(&policy.limits, !enforced.memory_limit_enforced),
+        rlimits: rlimit::plan(
+            &policy.limits,
+            rlimit::Backstops {
+                memory: !enforced.memory_limit_enforced,
+                pids: !enforced.pids_limit_enforced,
+            },
+        ),
         group,
     })
 }
@@ -271,6 +277,7 @@ fn run_inner(
         envp: &prep.envp,
         rlimits: &prep.rlimits,
         cap_last_cap: caps::last_cap(),
+        time_ns: ns::time_namespaces_available(),
         scrub: *SCRUB.get_or_init(sys::arg_env_ranges),
         fds: [
             &pipes.go.0,
@@ -350,6 +357,7 @@ fn enforced(policy: &Policy, prep: &Prepared, ids: ns::IdMap, verdict: &Verdict)
     e.mountns = true;
     e.ipcns = true;
     e.utsns = true;
+    e.timens = ran && ns::time_namespaces_available();
     e.cgroupns = true;
     e.outer_uid = ids.outer_uid;
     e.capabilities_dropped = ran;
