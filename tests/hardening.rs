@@ -484,3 +484,99 @@ fn uptime_and_boot_time_are_the_sandbox_s_own() {
         assert_eq!(v["enforced"]["timens"], true, "{who:?}");
     }
 }
+
+/// The `stockade` subuid range of this host, if any (scripts/test configures one).
+fn stockade_subuid_range() -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/subuid").ok()?;
+    text.lines().find_map(|l| {
+        let mut p = l.split(':');
+        (p.next()? == "stockade")
+            .then(|| Some((p.next()?.parse().ok()?, p.next()?.parse().ok()?)))?
+    })
+}
+
+#[test]
+fn concurrent_sandboxes_of_root_get_their_own_outer_uid() {
+    if !is_root() {
+        eprintln!("skipped: outer ids are leased only when stockade runs as root");
+        return;
+    }
+    let marker = format!("{}.{}", 800, std::process::id() % 1000);
+    let script = format!("echo started; exec sleep {marker}");
+    let mut children: Vec<Child> = (0..2)
+        .map(|_| {
+            spawn(
+                Who::Me,
+                &[
+                    "run",
+                    "--json",
+                    "--wall-time",
+                    "20s",
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
+            )
+        })
+        .collect();
+    // Both are running at once.
+    let sleeping = || -> Vec<i32> {
+        processes_with(&format!("sleep {marker}"))
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeping().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let payloads = sleeping();
+    assert_eq!(payloads.len(), 2, "both payloads run: {payloads:?}");
+    // The host's nobody may not signal them.
+    for pid in &payloads {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "kill",
+                "-0",
+            ])
+            .arg(pid.to_string())
+            .output()
+            .unwrap();
+        let range = stockade_subuid_range();
+        assert_eq!(
+            out.status.success(),
+            range.is_none(),
+            "nobody signalling a sandbox (subuid range {range:?})"
+        );
+    }
+    let mut uids = Vec::new();
+    for pid in &payloads {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    for child in children.iter_mut() {
+        let mut json = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut json).unwrap();
+        child.wait().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        uids.push(v["enforced"]["outer_uid"].as_u64().unwrap());
+    }
+    match stockade_subuid_range() {
+        Some((start, count)) => {
+            assert_ne!(uids[0], uids[1], "concurrent sandboxes share an outer uid");
+            for uid in &uids {
+                assert!((u64::from(start)..u64::from(start) + u64::from(count)).contains(uid));
+            }
+        }
+        None => assert_eq!(uids, vec![65534, 65534]),
+    }
+}

@@ -291,6 +291,8 @@ fn run_inner(
     let kmsg = (policy.seccomp.default_action == SeccompDefault::Kill)
         .then(seccomp::KmsgWatch::open)
         .flatten();
+    // Held until the run is over (the child closes its inherited copy in its first step).
+    let lease = ns::IdMap::for_caller()?;
     let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
     let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
         Ok(sys::Cloned::Child) => child::init(&spec),
@@ -302,7 +304,7 @@ fn run_inner(
             });
         }
     };
-    let ids = ns::IdMap::for_caller();
+    let ids = lease.ids;
     // Release the child as soon as it has its ids, then attach the cgroups while it builds its
     // mount tree; it waits for the second byte before forking the payload.
     let release = ids.write(pid).map_err(PrepareError::from).and_then(|()| {
