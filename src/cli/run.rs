@@ -60,7 +60,8 @@ pub struct RunArgs {
     /// CPU-time limit of the whole sandbox, e.g. 1s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub cpu_time: Option<std::time::Duration>,
-    /// Memory limit, e.g. 128MiB (cgroup; RLIMIT_AS only with --best-effort cgroup).
+    /// Memory limit, e.g. 512m or 1.5GiB (k/m/g and KiB/MiB/GiB binary, KB/MB/GB decimal; cgroup;
+    /// RLIMIT_AS only with --best-effort cgroup).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Maximum number of tasks (processes and threads).
