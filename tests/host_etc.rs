@@ -167,3 +167,38 @@ fn tls_roots_fonts_and_users_work_inside() {
     );
     assert_eq!(stdout_of(&v), "127.0.1.1 127.0.0.1\n", "{v}");
 }
+
+#[test]
+fn javac_and_java_find_their_configuration() {
+    if !Path::new("/usr/bin/javac").exists() {
+        eprintln!("no JDK on this host; skipped");
+        return;
+    }
+    let src = common::shared_dir().join("Main.java");
+    std::fs::write(
+        &src,
+        "public class Main { public static void main(String[] a) { System.out.println(\"hi \" + java.time.ZoneId.systemDefault().getId().isEmpty()); } }\n",
+    )
+    .unwrap();
+    let copy = format!("{}:/sandbox/Main.java", src.display());
+    // `--seccomp errno`: the JVM's start-up probes syscalls the default filter kills (issue 10,
+    // item 1); this test is about the files it reads from /etc/java-*, /etc/alternatives and
+    // /etc/ssl/certs/java.
+    let v = verdict(
+        Who::Me,
+        &[
+            "--seccomp",
+            "errno",
+            "--wall-time",
+            "90s",
+            "--copy-in",
+            &copy,
+            "--",
+            "sh",
+            "-c",
+            "javac Main.java && java Main && java Main.java",
+        ],
+    );
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(stdout_of(&v), "hi false\nhi false\n", "{v}");
+}
