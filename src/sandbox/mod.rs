@@ -4,7 +4,9 @@
 mod child;
 mod feeder;
 pub mod protocol;
+pub mod stages;
 mod supervise;
+mod workdir;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

@@ -201,6 +201,8 @@ fn isolate_view(v: &Verdict) -> (Option<&'static str>, Option<String>, Option<St
         }
         Status::OutputLimit => (Some("EL"), Some("stderr length exceeded".into()), kill),
         Status::SetupFailed | Status::RejectedByPolicy => (Some("XX"), v.message.clone(), None),
+        // Only the top level says this; the compile stage's own verdict has the real cause.
+        Status::CompileFailed => (Some("RE"), v.message.clone(), None),
     }
 }
 

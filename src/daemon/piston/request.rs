@@ -53,7 +53,7 @@ pub(super) struct Runtime {
 /// Piston's language names where they differ from stockade's profile names: Piston's node
 /// package provides the language `javascript` (and reports `runtime: "node"`), and clients look
 /// runtimes up by that name (piston-client filters `/runtimes` on `language`).
-const PISTON_NAMES: &[(&str, &str)] = &[("node", "javascript")];
+const PISTON_NAMES: &[(&str, &str)] = &[("node", "javascript"), ("cpp", "c++")];
 
 /// The Piston language name of a profile.
 pub(super) fn language_of(profile: &str) -> &str {
