@@ -8,6 +8,7 @@
 //! Deliberate leniency (clients in the wild rely on it): any Content-Type with a JSON body,
 //! `*_memory_limit: -1` meaning "the default", unknown encodings read as utf8.
 
+mod compile;
 mod request;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ async fn execute_inner(
             memory: asked[1].map(|b| b.round() as u64),
             ..LimitAsk::default()
         },
+        compile: compile::compile_limits(&rt.profile, &asked),
         check: None,
     };
     security::authorize(ctx, &mut profile, &ask)?;
@@ -109,8 +111,14 @@ async fn execute_inner(
         let msg = done.verdict.message.unwrap_or_default();
         return Err(ApiError::new(Code::Internal, msg));
     }
+    let compiled = compile::compile_stage(&done.verdict);
+    let run = match &compiled {
+        Some(c) if compile::compile_failed(&done.verdict) => c.clone(),
+        _ => stage(&done),
+    };
     let mut response = Json(ExecuteResponse {
-        run: stage(&done),
+        compile: compiled,
+        run,
         language: language_of(&rt.profile.name).to_string(),
         version: rt.version.to_string(),
         request_id: id.to_string(),
@@ -122,6 +130,9 @@ async fn execute_inner(
 
 #[derive(Debug, Serialize)]
 struct ExecuteResponse {
+    /// Only for a runtime with a compile stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compile: Option<StageOut>,
     run: StageOut,
     language: String,
     version: String,
@@ -130,7 +141,7 @@ struct ExecuteResponse {
 }
 
 /// A stage in Piston's key order, then stockade's additions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct StageOut {
     signal: Option<String>,
     stdout: String,
@@ -207,7 +218,13 @@ fn isolate_view(v: &Verdict) -> (Option<&'static str>, Option<String>, Option<St
 }
 
 fn stage(done: &Collected) -> StageOut {
-    let v = &done.verdict;
+    stage_of(
+        &done.verdict,
+        String::from_utf8_lossy(&done.output).into_owned(),
+    )
+}
+
+fn stage_of(v: &Verdict, output: String) -> StageOut {
     let (status, message, signal) = isolate_view(v);
     StageOut {
         signal,
@@ -218,7 +235,7 @@ fn stage(done: &Collected) -> StageOut {
         } else {
             None
         },
-        output: String::from_utf8_lossy(&done.output).into_owned(),
+        output,
         memory: v.memory_peak_bytes.map(|b| b / 1024 * 1000),
         message,
         status,
