@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Who, is_root, shared_dir, stockade, stdout_of, verdict};
+use common::{Who, is_root, shared_dir, stdout_of, stockade, verdict};
 use serde_json::Value;
 
 struct Lang {
@@ -143,7 +143,16 @@ fn a_source_file_named_after_dash_dash_is_compiled_with_its_arguments() {
     std::fs::write(dir.join("args.c"), code).unwrap();
     let out = std::process::Command::new(common::bin())
         .current_dir(&dir)
-        .args(["run", "--json", "--profile", "c", "--", "args.c", "a", "b c"])
+        .args([
+            "run",
+            "--json",
+            "--profile",
+            "c",
+            "--",
+            "args.c",
+            "a",
+            "b c",
+        ])
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -186,7 +195,10 @@ fn the_work_dir_is_removed_and_holds_no_host_files() {
     let v = run_json("c", code, None);
     assert_eq!(v["status"], "ok", "{v}");
     assert_eq!(stdout_of(&v), "escape\nmain\nmain.c\n");
-    assert!(std::path::Path::new("/etc/passwd").exists(), "removal followed the symlink");
+    assert!(
+        std::path::Path::new("/etc/passwd").exists(),
+        "removal followed the symlink"
+    );
     // Other tests run at the same time and have work dirs of their own: wait for every dir that
     // appeared since `before` to be gone (ours is removed before stockade exits).
     let gone = (0..600).any(|_| {

@@ -621,6 +621,28 @@ fn every_shipped_profile_runs_hello_world() {
     }
     for (name, _) in BUILTIN {
         let p = loader(&[]).load(name).unwrap();
+        // Compiled languages take their program as code (or a file name), not as arguments.
+        let compiled = match *name {
+            "c" => Some("#include <stdio.h>\nint main(void){ puts(\"hello\"); }"),
+            "cpp" => Some("#include <iostream>\nint main(){ std::cout << \"hello\\n\"; }"),
+            "java" => Some(
+                "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }",
+            ),
+            _ => None,
+        };
+        assert_eq!(compiled.is_some(), p.policy.compile.is_some(), "{name}");
+        if let Some(code) = compiled {
+            let run = ["run", "--profile", name, "--code", code];
+            let out = Command::new(bin).args(run).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.trim() == "hello",
+                "{run:?}: status {:?}\nstdout: {stdout}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
+        }
         let (args, code): (Vec<&str>, &str) = match p.policy.argv.first().map(String::as_str) {
             Some("python3") => (vec!["-c", "print('hello')"], "print('hello')"),
             Some("node") => (vec!["-e", "console.log('hello')"], "console.log('hello')"),
@@ -663,6 +685,14 @@ fn docs_document_every_field() {
             "description = \"x\"\n[[rootfs.mounts]]\nzzzzzzzzzzzz = 1\n",
         ),
         (
+            "compile",
+            "description = \"x\"\n[compile]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "compile.limits",
+            "description = \"x\"\n[compile.limits]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
             "limits",
             "description = \"x\"\n[limits]\nzzzzzzzzzzzz = 1\n",
         ),
@@ -686,7 +716,7 @@ fn docs_document_every_field() {
         for field in fields.split(", ") {
             count += 1;
             let tables = [
-                "run", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
+                "run", "compile", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
             ];
             let row = match section.is_empty() && tables.contains(&field) {
                 true => format!("### `[{field}]`"),

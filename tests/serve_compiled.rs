@@ -10,7 +10,8 @@ use serve_support::Server;
 const C_ECHO: &str = "#include <stdio.h>\nint main(void){char b[64]; if(fgets(b,sizeof b,stdin)) printf(\"got %s\", b); puts(\"hello\"); return 0;}\n";
 const C_BROKEN: &str = "int main(void){ return undefined_name; }\n";
 const JAVA_THROWS: &str = "public class Main { public static void main(String[] a) { throw new IllegalStateException(\"bad input\"); } }\n";
-const CPP_HELLO: &str = "#include <iostream>\nint main(){ std::cout << \"hi c++\" << std::endl; }\n";
+const CPP_HELLO: &str =
+    "#include <iostream>\nint main(){ std::cout << \"hi c++\" << std::endl; }\n";
 
 fn root() -> bool {
     nix::unistd::Uid::current().is_root()
@@ -108,7 +109,10 @@ fn piston_compile_failure_is_the_run_too() {
     assert_eq!(r["compile"]["code"], 1, "{r}");
     assert_eq!(r["compile"]["status"], "RE");
     let diag = r["compile"]["stderr"].as_str().unwrap();
-    assert!(diag.contains("undefined_name") && diag.contains("error"), "{diag}");
+    assert!(
+        diag.contains("undefined_name") && diag.contains("error"),
+        "{diag}"
+    );
     assert_eq!(r["compile"]["output"], r["compile"]["stderr"]);
     assert_eq!(r["run"], r["compile"], "Piston copies compile into run");
 

@@ -38,7 +38,9 @@ pub(super) fn apply_compile(c: &CompileSection, cx: &Context<'_>, policy: &mut P
         (None, None) => {
             let msg = "`compile`: a compile stage needs a `command`".to_string();
             let hint = "set [compile] command, e.g. [\"gcc\", \"-o\", \"{output}\", \"{source}\"]";
-            return Err(cx.src.error(0..0, "compile.command", msg, Some(hint.into())));
+            return Err(cx
+                .src
+                .error(0..0, "compile.command", msg, Some(hint.into())));
         }
     };
     if let Some(command) = &c.command {
@@ -194,7 +196,9 @@ mod tests {
 
     fn c() -> (Policy, CompileStage) {
         let stage = CompileStage {
-            argv: ["gcc", "-o", "{output}", "{source}"].map(String::from).to_vec(),
+            argv: ["gcc", "-o", "{output}", "{source}"]
+                .map(String::from)
+                .to_vec(),
             file_name: "main.c".into(),
             output: "main".into(),
             ..CompileStage::default()

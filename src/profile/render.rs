@@ -185,8 +185,7 @@ fn compile(stage: &CompileStage) -> (Table, Table) {
     t.insert("cpu".into(), dur(l.cpu));
     t.insert(
         "memory".into(),
-        l.memory
-            .map_or_else(unlimited, |m| format_size(m).into()),
+        l.memory.map_or_else(unlimited, |m| format_size(m).into()),
     );
     t.insert("pids".into(), l.pids.map_or_else(unlimited, count));
     t.insert("output".into(), format_size(l.output).into());

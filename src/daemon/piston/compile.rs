@@ -15,7 +15,10 @@ use crate::verdict::{Status, Verdict};
 
 /// The compile limits of a request (`asked` in Piston's constraint order: compile memory, run
 /// memory, compile timeout, run timeout, compile CPU, run CPU), at most the profile's.
-pub(super) fn compile_limits(profile: &Profile, asked: &[Option<f64>; 6]) -> crate::daemon::exec::LimitAsk {
+pub(super) fn compile_limits(
+    profile: &Profile,
+    asked: &[Option<f64>; 6],
+) -> crate::daemon::exec::LimitAsk {
     let mut ask = crate::daemon::exec::LimitAsk::default();
     let Some(stage) = &profile.policy.compile else {
         return ask;
