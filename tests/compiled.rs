@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Who, is_root, shared_dir, stdout_of, stockade, verdict};
+use common::{Who, identities, is_root, shared_dir, stdout_of, stockade, verdict};
 use serde_json::Value;
 
 struct Lang {
@@ -226,4 +226,26 @@ fn work_dirs() -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Unprivileged callers cannot mount the work tmpfs: the shared work dir is then a private
+/// directory of their own, and both stages still run.
+#[test]
+fn unprivileged_callers_compile_and_run_too() {
+    for who in identities() {
+        let v = verdict(
+            who,
+            &[
+                "--best-effort",
+                "cgroup",
+                "--profile",
+                "c",
+                "--code",
+                "int puts(const char *); int main(void){ puts(\"as anyone\"); }",
+            ],
+        );
+        assert_eq!(v["status"], "ok", "{who:?}: {v}");
+        assert_eq!(v["compile"]["status"], "ok", "{who:?}");
+        assert_eq!(stdout_of(&v), "as anyone\n", "{who:?}");
+    }
 }

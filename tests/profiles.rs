@@ -824,3 +824,45 @@ fn the_documented_example_loads() {
     assert_eq!(p.policy.mounts[0].target, PathBuf::from("/data"));
     assert_eq!(p.policy.code.file_name, "main.py");
 }
+
+/// `[compile]`: a stage needs a command, names stay plain, limits are checked like `[limits]`,
+/// and a child inherits (and may adjust) its parent's compile stage.
+#[test]
+fn compile_sections_are_checked_and_inherited() {
+    let e = invalid("description = \"x\"\n[compile.limits]\nwall = \"5s\"\n");
+    assert_eq!(e.field, "compile.command", "{e:?}");
+    assert!(e.message.contains("needs a `command`"), "{e:?}");
+    let e = invalid("description = \"x\"\n[compile]\ncommand = [\"cc\"]\nfile_name = \"../x.c\"\n");
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("compile.file_name", 4),
+        "{e:?}"
+    );
+    let e = invalid(
+        "description = \"x\"\n[compile]\ncommand = [\"cc\"]\n[compile.limits]\nmemory = \"lots\"\n",
+    );
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("compile.limits.memory", 5),
+        "{e:?}"
+    );
+    let e = invalid("description = \"x\"\n[compile]\ncommand = [\"cc\"]\nflags = 1\n");
+    assert!(e.message.contains("unknown field `flags`"), "{e:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let child = write(
+        dir.path(),
+        "fast-c.toml",
+        "description = \"x\"\nextends = \"c\"\n[compile.limits]\nwall = \"2s\"\n",
+    );
+    let p = loader(&[]).load(child.to_str().unwrap()).unwrap().policy;
+    let stage = p.compile.expect("inherited compile stage");
+    assert_eq!(stage.argv[0], "gcc");
+    assert_eq!(stage.limits.wall, Some(Duration::from_secs(2)));
+    assert_eq!(
+        stage.limits.memory,
+        Some(512 << 20),
+        "the rest is the parent's"
+    );
+    assert!(loader(&[]).load("python").unwrap().policy.compile.is_none());
+}
