@@ -131,6 +131,8 @@ fn not_run(policy: &Policy, compiled: Verdict) -> Verdict {
         ),
     };
     let mut v = Verdict::not_started(status, policy.limits.clone(), message);
+    // The layers that were enforced are the compile stage's: it is the only sandbox that ran.
+    v.enforced = compiled.enforced.clone();
     v.compile = Some(Box::new(compiled));
     v
 }
@@ -194,7 +196,9 @@ mod tests {
         let p = c();
         let mut compiled = Verdict::not_started(Status::ExitNonzero, p.limits.clone(), "".into());
         compiled.exit_code = Some(1);
+        compiled.enforced.userns = true;
         let v = not_run(&p, compiled);
+        assert!(v.enforced.userns, "the compile stage's layers are reported");
         assert_eq!(v.status, Status::CompileFailed);
         assert_eq!(v.exit_code(), 1);
         let msg = v.message.clone().unwrap();
