@@ -10,16 +10,15 @@
 use std::time::Duration;
 
 use super::StageOut;
+use crate::daemon::exec::LimitAsk;
 use crate::profile::Profile;
 use crate::verdict::{Status, Verdict};
 
 /// The compile limits of a request (`asked` in Piston's constraint order: compile memory, run
-/// memory, compile timeout, run timeout, compile CPU, run CPU), at most the profile's.
-pub(super) fn compile_limits(
-    profile: &Profile,
-    asked: &[Option<f64>; 6],
-) -> crate::daemon::exec::LimitAsk {
-    let mut ask = crate::daemon::exec::LimitAsk::default();
+/// memory, compile timeout, run timeout, compile CPU, run CPU), at most the profile's (after the
+/// caller's grant has capped it).
+pub(super) fn compile_limits(profile: &Profile, asked: &[Option<f64>; 6]) -> LimitAsk {
+    let mut ask = LimitAsk::default();
     let Some(stage) = &profile.policy.compile else {
         return ask;
     };

@@ -87,10 +87,12 @@ async fn execute_inner(
             memory: asked[1].map(|b| b.round() as u64),
             ..LimitAsk::default()
         },
-        compile: compile::compile_limits(&rt.profile, &asked),
+        compile: LimitAsk::default(),
         check: None,
     };
     security::authorize(ctx, &mut profile, &ask)?;
+    // Clamped to the compile stage as the caller's grant left it.
+    ask.compile = compile::compile_limits(&profile, &asked);
     // The output cap comes from the configuration, not the client: set after authorization.
     let profile_output = profile.policy.limits.output;
     ask.limits.output = app
