@@ -183,3 +183,45 @@ fn native_verdict_has_a_compile_part() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("no compile stage"), "{}", r.text());
 }
+
+#[test]
+fn a_stream_carries_the_program_and_ends_with_both_stages() {
+    if !root() {
+        return;
+    }
+    let s = Server::start(&[]);
+    // A warning on the compiler's stderr, and the program's own output on both streams.
+    let code = "#include <stdio.h>\nint main(void){ int unused; puts(\"out\"); fputs(\"err\\n\", stderr); return 0; }\n";
+    let body = serde_json::to_vec(&json!({"profile": "c", "code": code})).unwrap();
+    let r = s.request(
+        "POST",
+        "/v1/execute",
+        &[("accept", "application/x-ndjson")],
+        &body,
+    );
+    let evs: Vec<Value> = r
+        .body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let text = |name: &str| -> String {
+        evs.iter()
+            .filter(|e| e["event"] == name)
+            .map(|e| e["data"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(text("stdout"), "out\n");
+    assert_eq!(
+        text("stderr"),
+        "err\n",
+        "the compiler's warning is not streamed"
+    );
+    let end = evs.last().unwrap();
+    assert_eq!(end["event"], "end");
+    assert_eq!(end["verdict"]["status"], "ok", "{end}");
+    let warning = end["verdict"]["compile"]["stderr"]["data"]
+        .as_str()
+        .unwrap();
+    assert!(warning.contains("unused"), "{warning}");
+}
