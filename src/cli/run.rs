@@ -209,8 +209,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         forward_signals: true,
         files: files.into_iter().map(|f| (f.target, f.contents)).collect(),
         cancel: None,
+        ids: None,
     };
-    let mut verdict = sandbox::run(&policy, &opts);
+    let mut verdict = sandbox::stages::run(&policy, opts);
     verdict.policy = report_policy;
     report_verdict(&args, &verdict)?;
     Ok(ExitCode::from(

@@ -52,6 +52,9 @@ pub struct Ask {
     pub stdin: Option<Vec<u8>>,
     pub env: Vec<(String, String)>,
     pub limits: LimitAsk,
+    /// Limits of the compile stage (wall, cpu, memory, pids, output); each must stay within the
+    /// profile's compile stage, and a profile without one takes none.
+    pub compile: LimitAsk,
     /// Pre-flight analysis mode; `None` keeps the profile's.
     pub check: Option<AnalysisMode>,
 }
@@ -79,6 +82,7 @@ pub enum Plan {
 pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
     let mut policy = profile.policy.clone();
     apply_limits(&mut policy, &ask.limits)?;
+    apply_compile_limits(&mut policy, &ask.compile)?;
     apply_env(&mut policy, &ask.env)?;
     if let Some(mode) = ask.check {
         if rank(mode) < rank(policy.analysis.mode) {
@@ -190,6 +194,38 @@ fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
         }
         l.cpus = Some(c);
     }
+    l.wall = ask.wall.or(l.wall);
+    l.cpu = ask.cpu.or(l.cpu);
+    l.memory = ask.memory.or(l.memory);
+    l.pids = ask.pids.or(l.pids);
+    l.output = ask.output.unwrap_or(l.output);
+    Ok(())
+}
+
+/// The compile stage's limits a request asks for, within the profile's compile stage.
+fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
+    let asked = ask.wall.is_some()
+        || ask.cpu.is_some()
+        || ask.memory.is_some()
+        || ask.pids.is_some()
+        || ask.output.is_some();
+    let Some(stage) = policy.compile.as_mut() else {
+        if asked {
+            let msg = format!(
+                "profile `{}` has no compile stage, so it takes no compile limits",
+                policy.profile
+            );
+            return Err(ApiError::new(Code::InvalidRequest, msg));
+        }
+        return Ok(());
+    };
+    let l = &mut stage.limits;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    check_max("compile_limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
+    check_max("compile_limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
+    check_max("compile_limits.memory_bytes", ask.memory, l.memory)?;
+    check_max("compile_limits.pids", ask.pids, l.pids)?;
+    check_max("compile_limits.output_bytes", ask.output, Some(l.output))?;
     l.wall = ask.wall.or(l.wall);
     l.cpu = ask.cpu.or(l.cpu);
     l.memory = ask.memory.or(l.memory);

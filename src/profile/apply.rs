@@ -56,6 +56,7 @@ pub fn apply(file: ProfileFile, cx: &Context<'_>, policy: &mut Policy) -> Res<Me
             .map_err(|_| unknown_value(cx, layer, "best_effort", BestEffort::LAYERS))?;
     }
     apply_run(&file.run, cx, policy)?;
+    super::compile::apply_compile(&file.compile, cx, policy)?;
     apply_rootfs(file.rootfs, cx, policy)?;
     apply_limits(&file.limits, cx, policy)?;
     apply_seccomp(&file.seccomp, cx, policy)?;

@@ -38,6 +38,9 @@ pub struct Invocation {
     pub files: Vec<WorkFile>,
     /// Bytes for the payload's standard input (`code = "stdin"`).
     pub stdin: Option<Vec<u8>>,
+    /// The compiler's command line, for a profile with a compile stage (becomes
+    /// `Policy::compile`'s `argv`).
+    pub compile_argv: Option<Vec<String>>,
 }
 
 /// A file to create in the work dir before the payload starts.
@@ -52,16 +55,23 @@ impl Invocation {
     /// Put the argv into `policy` and hand back what stays outside it (files and stdin).
     pub fn apply(self, policy: &mut Policy) -> (Vec<WorkFile>, Option<Vec<u8>>) {
         policy.argv = self.argv;
+        if let (Some(stage), Some(argv)) = (policy.compile.as_mut(), self.compile_argv) {
+            stage.argv = argv;
+        }
         (self.files, self.stdin)
     }
 }
 
 /// The invocation of `input` under `policy` (see docs/profiles.md, "How code arrives").
 pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, ProfileError> {
+    if let Some(stage) = &policy.compile {
+        return super::compile::invocation(policy, stage, input);
+    }
     let mut inv = Invocation {
         argv: policy.argv.clone(),
         files: Vec::new(),
         stdin: None,
+        compile_argv: None,
     };
     let code = &policy.code;
     let args = match input {
@@ -119,7 +129,7 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
 }
 
 /// `/sandbox/<name>` for a relative name that stays inside `/sandbox`.
-fn sandbox_path(name: &str) -> Result<PathBuf, ProfileError> {
+pub(super) fn sandbox_path(name: &str) -> Result<PathBuf, ProfileError> {
     let path = Path::new(name);
     let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
     if name.is_empty() || !plain || name.contains('\0') {

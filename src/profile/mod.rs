@@ -14,6 +14,7 @@ use crate::policy::Policy;
 use crate::rootfs;
 
 mod apply;
+mod compile;
 mod compose;
 mod error;
 mod invocation;
@@ -35,6 +36,8 @@ pub const MAX_DEPTH: usize = 16;
 /// The profiles shipped in `profiles/`, embedded so an installed binary has them.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("bash", include_str!("../../profiles/bash.toml")),
+    ("c", include_str!("../../profiles/c.toml")),
+    ("cpp", include_str!("../../profiles/cpp.toml")),
     (
         "data_science",
         include_str!("../../profiles/data_science.toml"),
@@ -47,6 +50,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "educational",
         include_str!("../../profiles/educational.toml"),
     ),
+    ("java", include_str!("../../profiles/java.toml")),
     ("minimal", include_str!("../../profiles/minimal.toml")),
     ("node", include_str!("../../profiles/node.toml")),
     ("perl", include_str!("../../profiles/perl.toml")),

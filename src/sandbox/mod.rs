@@ -5,8 +5,10 @@ mod child;
 mod echo;
 mod feeder;
 pub mod protocol;
+pub mod stages;
 mod supervise;
 mod watchdog;
+mod workdir;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -39,6 +41,9 @@ pub struct RunOptions<'a> {
     /// When this fd becomes readable or hangs up, the run is killed (the service's client went
     /// away). The verdict then says `signaled` with a "cancelled" message.
     pub cancel: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Outer ids the caller already holds a lease for (a compile stage and its run stage share
+    /// them); `None` leases them for this run ([`ns::IdMap::for_caller`]).
+    pub ids: Option<ns::IdMap>,
 }
 
 impl Default for RunOptions<'_> {
@@ -51,6 +56,7 @@ impl Default for RunOptions<'_> {
             forward_signals: false,
             files: Vec::new(),
             cancel: None,
+            ids: None,
         }
     }
 }
@@ -292,7 +298,10 @@ fn run_inner(
         .then(seccomp::KmsgWatch::open)
         .flatten();
     // Held until the run is over (the child closes its inherited copy in its first step).
-    let lease = ns::IdMap::for_caller()?;
+    let lease = match opts.ids {
+        Some(ids) => ns::lease::Lease::fixed(ids),
+        None => ns::IdMap::for_caller()?,
+    };
     let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
     let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
         Ok(sys::Cloned::Child) => child::init(&spec),
