@@ -38,20 +38,26 @@ pub struct Invocation {
     pub files: Vec<WorkFile>,
     /// Bytes for the payload's standard input (`code = "stdin"`).
     pub stdin: Option<Vec<u8>>,
+    /// Environment variables to set (the run-time guards of `crate::hooks`).
+    pub env: Vec<(String, String)>,
 }
 
-/// A file to create in the work dir before the payload starts.
+/// A file to create in the sandbox before the payload starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkFile {
-    /// Absolute path under `/sandbox`.
+    /// Absolute path under `/sandbox`, or under `/.stockade` for the run-time guards.
     pub target: PathBuf,
     pub contents: Vec<u8>,
 }
 
 impl Invocation {
-    /// Put the argv into `policy` and hand back what stays outside it (files and stdin).
+    /// Put the argv and environment into `policy` and hand back what stays outside it (files and
+    /// stdin).
     pub fn apply(self, policy: &mut Policy) -> (Vec<WorkFile>, Option<Vec<u8>>) {
         policy.argv = self.argv;
+        for (key, value) in &self.env {
+            policy.set_env(key, value);
+        }
         (self.files, self.stdin)
     }
 }
@@ -62,6 +68,7 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
         argv: policy.argv.clone(),
         files: Vec::new(),
         stdin: None,
+        env: Vec::new(),
     };
     let code = &policy.code;
     let args = match input {
@@ -114,6 +121,11 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
     inv.argv.extend(args);
     if inv.argv.is_empty() {
         return Err(ProfileError::NoCommand(policy.profile.clone()));
+    }
+    if let Some(guard) = crate::hooks::setup(policy) {
+        crate::hooks::check_argv(&inv.argv).map_err(ProfileError::BadInput)?;
+        inv.files.extend(guard.files);
+        inv.env = guard.env;
     }
     Ok(inv)
 }

@@ -50,6 +50,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("perl", include_str!("../../profiles/perl.toml")),
     ("production", include_str!("../../profiles/production.toml")),
     ("python", include_str!("../../profiles/python.toml")),
+    (
+        "python_restricted",
+        include_str!("../../profiles/python_restricted.toml"),
+    ),
     ("sh", include_str!("../../profiles/sh.toml")),
     ("strict", include_str!("../../profiles/strict.toml")),
 ];
