@@ -80,14 +80,15 @@ fn python_allowed(name: &str, allowed: &[String], local: &[String]) -> bool {
 }
 
 /// `fs/promises` is allowed by `fs` (with or without `node:`); files are the user's own code
-/// (relative paths, and absolute ones in the work dir).
+/// (relative paths, and absolute ones in the work dir). The walker spells module names with dots
+/// for slashes and without `node:` (`fs.promises`, `..util` for `./util`); entries are compared
+/// the same way.
 fn js_allowed(name: &str, allowed: &[String]) -> bool {
-    if name.starts_with("./") || name.starts_with("../") || name.starts_with("/sandbox/") {
+    if name.starts_with("..") || name.starts_with(".sandbox.") {
         return true;
     }
-    let strip = |n: &'_ str| n.strip_prefix("node:").unwrap_or(n).to_string();
-    let name = strip(name);
-    allowed.iter().any(|a| within(&name, &strip(a), '/'))
+    let spelled = |n: &str| n.strip_prefix("node:").unwrap_or(n).replace('/', ".");
+    allowed.iter().any(|a| within(name, &spelled(a), '.'))
 }
 
 fn within(name: &str, allowed: &str, separator: char) -> bool {
