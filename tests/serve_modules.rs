@@ -12,7 +12,11 @@ fn rules(v: &Value) -> Vec<(String, u64, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("blocked_")))
+        .filter(|f| {
+            f["rule"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("blocked_"))
+        })
         .map(|f| {
             (
                 f["rule"].as_str().unwrap().to_string(),

@@ -136,6 +136,8 @@ def _install():
         return orig_import_module(name, package)
 
     importlib.import_module = import_module
+    # importlib's own __import__ is the library's, not the guarded builtin.
+    importlib.__import__ = guarded_import
 
     def wrap(name, original):
         def guarded(*args, **kwargs):
