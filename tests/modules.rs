@@ -283,4 +283,22 @@ fn node_requires_and_eval_are_guarded() {
     let lines: Vec<u64> = findings(&v, "blocked_import").iter().map(|f| f.0).collect();
     assert_eq!(lines, [3, 6], "{v}");
     assert_eq!(findings(&v, "blocked_function").len(), 2, "{v}");
+    // ES modules: static `import` and dynamic `import()` go through the resolve hook.
+    let code = "import('node:os').then(() => console.log('loaded'), (e) => console.log(e.message, e.code));\nimport('fs').then((m) => console.log('fs', typeof m.readFileSync));\n";
+    let v = run_code(p, code);
+    assert_eq!(v["status"], "ok", "{v}");
+    let out = stdout_of(&v);
+    assert!(
+        out.contains("Blocked import: node:os ERR_MODULE_NOT_FOUND\n")
+            && out.contains("fs function\n"),
+        "{v}"
+    );
+    assert_eq!(
+        findings(&v, "blocked_import")
+            .iter()
+            .filter(|f| f.2.contains("at run time"))
+            .count(),
+        1,
+        "{v}"
+    );
 }

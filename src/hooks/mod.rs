@@ -27,6 +27,7 @@ const MAX_FINDINGS: usize = 32;
 
 const PYTHON_GUARD: &str = include_str!("python/sitecustomize.py");
 const NODE_GUARD: &str = include_str!("node/guard.js");
+const NODE_LOADER: &str = include_str!("node/loader.mjs");
 
 /// What a run needs for the guards: files to create and environment variables to set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,10 @@ pub fn setup(policy: &Policy) -> Option<Setup> {
         WorkFile {
             target: node_file.clone(),
             contents: node_source(rules).into_bytes(),
+        },
+        WorkFile {
+            target: dir.join("node").join("loader.mjs"),
+            contents: NODE_LOADER.as_bytes().to_vec(),
         },
     ];
     let existing = |key: &str| {

@@ -22,7 +22,8 @@ fn guards_go_read_only_on_the_host_root_and_lead_the_search_paths() {
         targets,
         [
             PathBuf::from("/.stockade/python/sitecustomize.py"),
-            PathBuf::from("/.stockade/node/guard.js")
+            PathBuf::from("/.stockade/node/guard.js"),
+            PathBuf::from("/.stockade/node/loader.mjs")
         ]
     );
     let env = |k: &str| guard.env.iter().find(|(n, _)| n == k).unwrap().1.clone();

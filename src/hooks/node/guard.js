@@ -7,9 +7,10 @@
 // It wraps Module._load, which every CommonJS `require` goes through. Requires made by code
 // installed under /usr (node's own library, Debian's packaged modules) are not checked; the
 // user's code (the main script, files in the work dir, `-e` code) requires only what the profile
-// allows, and its own files by relative path. Not covered: ES modules loaded with `import`
-// (static or dynamic `import()`), `process.binding`, native addons. `eval` and `Function` are
-// also refused by V8 itself (`--disallow-code-generation-from-strings`).
+// allows, and its own files by relative path. ES modules (static `import`, dynamic `import()`)
+// are checked by loader.mjs, a module.register() resolve hook (node 20.6 and later). Not covered:
+// `process.binding`, native addons. `eval` and `Function` are also refused by V8 itself
+// (`--disallow-code-generation-from-strings`).
 //
 // This is hygiene, not a boundary: the sandbox around node is what contains the code
 // (docs/profiles.md).
@@ -48,6 +49,12 @@
     }
     const name = strip(request);
     return allowedNames.some((a) => name === a || name.startsWith(a + '/'));
+  }
+
+  if (allowedNames !== null && typeof Module.register === 'function') {
+    // ES modules (`import`, `import()`) do not go through Module._load: a resolve hook sees them.
+    const loader = require('url').pathToFileURL(path.join(__dirname, 'loader.mjs'));
+    Module.register(loader, { data: { allowed: allowedNames, work, mark: MARK } });
   }
 
   if (allowedNames !== null) {
