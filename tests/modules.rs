@@ -188,6 +188,41 @@ fn the_hook_works_without_the_analysis_and_keeps_the_library_working() {
 }
 
 #[test]
+fn blocked_builtins_refuse_only_the_users_calls() {
+    let p = profile(
+        "py-builtins",
+        "extends = \"python\"\n[policy]\nmode = \"off\"\nblocked_functions = [\"__import__\", \"open\", \"exec\", \"compile\"]\n",
+    );
+    let p = p.to_str().unwrap();
+    // Import statements still work (they reach __import__ through IMPORT_NAME); explicit calls do
+    // not. The library may still use the builtins itself: the traceback printer reads the source
+    // with open().
+    let code = "import json
+for call in (lambda: __import__('json'), lambda: open('/etc/hostname'), lambda: exec('1'), lambda: compile('1', 'x', 'eval')):
+    try:
+        call()
+    except PermissionError as e:
+        print(e)
+raise SystemError(json.dumps('end'))
+";
+    let v = run_code(p, code);
+    assert_eq!(
+        stdout_of(&v),
+        "Blocked function: __import__\nBlocked function: open\nBlocked function: exec\nBlocked function: compile\n",
+        "{v}"
+    );
+    assert!(
+        stderr_of(&v).contains("    raise SystemError(json.dumps('end'))\nSystemError: \"end\""),
+        "{v}"
+    );
+    let lines: Vec<u64> = findings(&v, "blocked_function")
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(lines, [2, 2, 2, 2], "{v}");
+}
+
+#[test]
 fn enforce_mode_refuses_before_the_run() {
     let p = python("py-enforce", "enforce", &[]);
     let v = run_code(&p, "import json\nimport os\n");
