@@ -11,7 +11,7 @@ pub mod cli;
 pub mod daemon;
 pub mod doctor;
 pub mod fs;
-pub mod hooks;
+pub mod guard;
 pub mod landlock;
 pub mod mountinfo;
 pub mod ns;

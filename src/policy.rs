@@ -271,7 +271,7 @@ pub struct AnalysisPolicy {
     /// Severity at or above which code is unsafe; `None` means the preset's own threshold.
     pub threshold: Option<crate::analysis::Severity>,
     /// Top-level modules the code may import (Python `import`, node `require`); `None` allows
-    /// any. Checked by the analysis and, at run time, by `crate::hooks`.
+    /// any. Checked by the analysis and, at run time, by `crate::guard`.
     #[serde(default)]
     pub allowed_modules: Option<Vec<String>>,
     /// Builtins the code may not call (`eval`, `exec`, `compile`, `__import__`, `open`,

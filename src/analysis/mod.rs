@@ -406,7 +406,7 @@ pub fn evaluate_with_files(
     if let Some(threshold) = policy.threshold {
         preset = preset.with_threshold(threshold);
     }
-    let local = crate::hooks::local_modules(files.iter().map(|(p, _)| p.as_path()));
+    let local = crate::guard::local_modules(files.iter().map(|(p, _)| p.as_path()));
     let report = analyze_with(code, language, &preset, Some((policy, &local)));
     Ok(PolicyReport {
         preset: report.preset,

@@ -1,7 +1,7 @@
 //! A profile's `allowed_modules` and `blocked_functions` as findings: an import of a module outside
 //! the list, or a use of a blocked builtin, is a HIGH `blocked_import`/`blocked_function` finding
 //! at its position, so enforce mode refuses the code before it runs. The run-time guards
-//! (`crate::hooks`) enforce the same lists inside the sandbox, for what analysis cannot see.
+//! (`crate::guard`) enforce the same lists inside the sandbox, for what analysis cannot see.
 
 use super::facts::{Fact, FactKind};
 use super::{Finding, Language, Severity};

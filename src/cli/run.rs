@@ -204,7 +204,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut verdict = sandbox::run(&policy, &opts);
     verdict.policy = report_policy;
-    crate::hooks::add_findings(&policy.analysis, &mut verdict);
+    crate::guard::add_findings(&policy.analysis, &mut verdict);
     report_verdict(&args, &verdict)?;
     Ok(ExitCode::from(
         u8::try_from(verdict.exit_code()).unwrap_or(125),

@@ -350,7 +350,7 @@ impl Running {
                 if v.policy.is_none() {
                     v.policy = self.report.take();
                 }
-                crate::hooks::add_findings(&self.analysis, &mut v);
+                crate::guard::add_findings(&self.analysis, &mut v);
                 if let Some(h) = self.hooks.take() {
                     h.finished(&v);
                 }

@@ -21,7 +21,7 @@ use crate::policy::{
     AnalysisMode, BestEffort, BindMount, CodeVia, NetworkMode, OutputMode, Policy, RootFs,
     SeccompDefault,
 };
-use crate::{analysis, hooks, rootfs, seccomp};
+use crate::{analysis, guard, rootfs, seccomp};
 
 /// What one file says about itself (never inherited).
 pub struct Meta {
@@ -379,7 +379,7 @@ fn apply_policy(p: &PolicySection, cx: &Context<'_>, policy: &mut Policy) -> Res
         policy.analysis.allowed_modules = Some(names);
     }
     for name in &p.blocked_functions {
-        let name = choice(cx, name, "policy.blocked_functions", hooks::BLOCKABLE)?;
+        let name = choice(cx, name, "policy.blocked_functions", guard::BLOCKABLE)?;
         if !policy.analysis.blocked_functions.iter().any(|b| b == name) {
             policy.analysis.blocked_functions.push(name.to_string());
         }

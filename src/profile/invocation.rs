@@ -38,7 +38,7 @@ pub struct Invocation {
     pub files: Vec<WorkFile>,
     /// Bytes for the payload's standard input (`code = "stdin"`).
     pub stdin: Option<Vec<u8>>,
-    /// Environment variables to set (the run-time guards of `crate::hooks`).
+    /// Environment variables to set (the run-time guards of `crate::guard`).
     pub env: Vec<(String, String)>,
 }
 
@@ -122,10 +122,10 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
     if inv.argv.is_empty() {
         return Err(ProfileError::NoCommand(policy.profile.clone()));
     }
-    if let Some(guard) = crate::hooks::setup(policy) {
-        crate::hooks::check_argv(&inv.argv).map_err(ProfileError::BadInput)?;
-        inv.files.extend(guard.files);
-        inv.env = guard.env;
+    if let Some(setup) = crate::guard::setup(policy) {
+        crate::guard::check_argv(&inv.argv).map_err(ProfileError::BadInput)?;
+        inv.files.extend(setup.files);
+        inv.env = setup.env;
     }
     Ok(inv)
 }
