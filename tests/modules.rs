@@ -111,6 +111,17 @@ fn profile_fields_are_validated_and_merged() {
     };
     assert_eq!((e.line, e.field.as_str()), (3, "policy.blocked_functions"));
     assert_eq!(e.hint.as_deref(), Some("did you mean `eval`?"));
+
+    // A command that skips the start-up hook cannot carry the lists.
+    let bad = profile(
+        "modules-isolated",
+        "extends = \"python\"\n[run]\ncommand = [\"python3\", \"-I\"]\n[policy]\nblocked_functions = [\"eval\"]\n",
+    );
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("[run] command: python option `-I` turns off the start-up hook"),
+        "{err}"
+    );
 }
 
 #[test]
