@@ -275,6 +275,14 @@ pub struct AnalysisPolicy {
     pub language: Option<String>,
     /// Severity at or above which code is unsafe; `None` means the preset's own threshold.
     pub threshold: Option<crate::analysis::Severity>,
+    /// Top-level modules the code may import (Python `import`, node `require`); `None` allows
+    /// any. Checked by the analysis and, at run time, by `crate::guard`.
+    #[serde(default)]
+    pub allowed_modules: Option<Vec<String>>,
+    /// Builtins the code may not call (`eval`, `exec`, `compile`, `__import__`, `open`,
+    /// `Function`), checked the same two ways.
+    #[serde(default)]
+    pub blocked_functions: Vec<String>,
 }
 
 impl Default for AnalysisPolicy {
@@ -284,6 +292,8 @@ impl Default for AnalysisPolicy {
             preset: "production".into(),
             language: None,
             threshold: None,
+            allowed_modules: None,
+            blocked_functions: Vec::new(),
         }
     }
 }

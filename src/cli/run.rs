@@ -213,6 +213,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut verdict = sandbox::stages::run(&policy, opts);
     verdict.policy = report_policy;
+    crate::guard::add_findings(&policy.analysis, &mut verdict);
     report_verdict(&args, &verdict)?;
     Ok(ExitCode::from(
         u8::try_from(verdict.exit_code()).unwrap_or(125),
@@ -307,8 +308,8 @@ fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Resu
     };
     let language = crate::analysis::Language::from_argv(&policy.argv)
         .unwrap_or(crate::analysis::Language::Shell);
-    let report =
-        crate::analysis::evaluate(&policy.analysis, &code, language).context("policy analysis")?;
+    let report = crate::analysis::evaluate_with_files(&policy.analysis, &code, language, &known)
+        .context("policy analysis")?;
     Ok(if mode == AnalysisMode::Enforce && !report.safe {
         Preflight::Refuse(report)
     } else {

@@ -13,7 +13,7 @@ use super::error::{ApiError, Code};
 use super::launcher::{Event, Job, Run};
 use super::security::layer::RunHooks;
 use crate::analysis::Language;
-use crate::policy::{AnalysisMode, Policy};
+use crate::policy::{AnalysisMode, AnalysisPolicy, Policy};
 use crate::profile::{CodeInput, Profile, ProfileError};
 use crate::verdict::{PolicyReport, Status, Verdict};
 
@@ -143,12 +143,13 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
             };
             let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
             let report =
-                crate::analysis::evaluate(&policy.analysis, &code, language).map_err(|e| {
-                    ApiError::internal(
-                        "-",
-                        &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
-                    )
-                })?;
+                crate::analysis::evaluate_with_files(&policy.analysis, &code, language, &files)
+                    .map_err(|e| {
+                        ApiError::internal(
+                            "-",
+                            &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
+                        )
+                    })?;
             if mode == AnalysisMode::Enforce && !report.safe {
                 let mut v = Verdict::not_started(
                     Status::RejectedByPolicy,
@@ -270,6 +271,8 @@ pub struct Running {
     started: Instant,
     request_id: String,
     report: Option<PolicyReport>,
+    /// The profile's module and function lists, for the run-time guards' findings.
+    analysis: AnalysisPolicy,
     /// Both output caps together: the most `collect` keeps of the interleaved output.
     output_cap: usize,
     finished: bool,
@@ -300,6 +303,7 @@ pub async fn start(
     }
     let output_cap =
         usize::try_from(prepared.job.policy.limits.output.saturating_mul(2)).unwrap_or(usize::MAX);
+    let analysis = prepared.job.policy.analysis.clone();
     let run = app.launcher.spawn(prepared.job).await.map_err(|e| {
         tracing::error!(request_id, "launcher: {e}");
         app.metrics.refused("unavailable");
@@ -313,6 +317,7 @@ pub async fn start(
         started: Instant::now(),
         request_id: request_id.to_string(),
         report: prepared.report,
+        analysis,
         output_cap,
         finished: false,
         killed: false,
@@ -381,6 +386,7 @@ impl Running {
                 if v.policy.is_none() {
                     v.policy = self.report.take();
                 }
+                crate::guard::add_findings(&self.analysis, &mut v);
                 if let Some(h) = self.hooks.take() {
                     h.finished(&v);
                 }

@@ -144,6 +144,8 @@ pub(super) fn invocation(
         files,
         stdin: None,
         compile_argv: Some(stage.argv.iter().map(|a| places.fill(a)).collect()),
+        // Module allowlists are an interpreter's start-up hook; a compiled program has none.
+        env: Vec::new(),
     })
 }
 

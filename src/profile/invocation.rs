@@ -41,22 +41,28 @@ pub struct Invocation {
     /// The compiler's command line, for a profile with a compile stage (becomes
     /// `Policy::compile`'s `argv`).
     pub compile_argv: Option<Vec<String>>,
+    /// Environment variables to set (the run-time guards of `crate::guard`).
+    pub env: Vec<(String, String)>,
 }
 
-/// A file to create in the work dir before the payload starts.
+/// A file to create in the sandbox before the payload starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkFile {
-    /// Absolute path under `/sandbox`.
+    /// Absolute path under `/sandbox`, or under `/.stockade` for the run-time guards.
     pub target: PathBuf,
     pub contents: Vec<u8>,
 }
 
 impl Invocation {
-    /// Put the argv into `policy` and hand back what stays outside it (files and stdin).
+    /// Put the argv and environment into `policy` and hand back what stays outside it (files and
+    /// stdin).
     pub fn apply(self, policy: &mut Policy) -> (Vec<WorkFile>, Option<Vec<u8>>) {
         policy.argv = self.argv;
         if let (Some(stage), Some(argv)) = (policy.compile.as_mut(), self.compile_argv) {
             stage.argv = argv;
+        }
+        for (key, value) in &self.env {
+            policy.set_env(key, value);
         }
         (self.files, self.stdin)
     }
@@ -72,6 +78,7 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
         files: Vec::new(),
         stdin: None,
         compile_argv: None,
+        env: Vec::new(),
     };
     let code = &policy.code;
     let args = match input {
@@ -124,6 +131,11 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
     inv.argv.extend(args);
     if inv.argv.is_empty() {
         return Err(ProfileError::NoCommand(policy.profile.clone()));
+    }
+    if let Some(setup) = crate::guard::setup(policy) {
+        crate::guard::check_argv(&inv.argv).map_err(ProfileError::BadInput)?;
+        inv.files.extend(setup.files);
+        inv.env = setup.env;
     }
     Ok(inv)
 }

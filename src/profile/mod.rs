@@ -56,6 +56,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("perl", include_str!("../../profiles/perl.toml")),
     ("production", include_str!("../../profiles/production.toml")),
     ("python", include_str!("../../profiles/python.toml")),
+    (
+        "python_restricted",
+        include_str!("../../profiles/python_restricted.toml"),
+    ),
     ("sh", include_str!("../../profiles/sh.toml")),
     ("strict", include_str!("../../profiles/strict.toml")),
 ];
@@ -193,6 +197,13 @@ impl Loader {
         };
         let mut chain = Vec::new();
         let (policy, meta) = self.load_found(found, &mut chain)?;
+        // The run-time guard needs the interpreter's start-up hook: a command that turns it off
+        // (`python3 -I`) is a profile mistake, reported at load rather than on every run.
+        if crate::guard::active(&policy.analysis) {
+            crate::guard::check_argv(&policy.argv).map_err(|e| {
+                ProfileError::BadInput(format!("profile `{}`: [run] command: {e}", policy.profile))
+            })?;
+        }
         Ok(Profile {
             name: policy.profile.clone(),
             description: meta.description,

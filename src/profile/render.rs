@@ -78,6 +78,13 @@ pub fn render_policy(policy: &Policy) -> String {
     if let Some(threshold) = policy.analysis.threshold {
         analysis.insert("threshold".into(), threshold.as_str().into());
     }
+    if let Some(modules) = &policy.analysis.allowed_modules {
+        analysis.insert("allowed_modules".into(), modules.clone().into());
+    }
+    if !policy.analysis.blocked_functions.is_empty() {
+        let blocked = policy.analysis.blocked_functions.clone();
+        analysis.insert("blocked_functions".into(), blocked.into());
+    }
     if let Some(lang) = &policy.analysis.language {
         analysis.insert("language".into(), lang.as_str().into());
     }
@@ -141,6 +148,9 @@ const FIELD_ORDER: &[&str] = &[
     "preset",
     "mode",
     "language",
+    "threshold",
+    "allowed_modules",
+    "blocked_functions",
 ];
 
 /// A bare key when TOML allows one, else a quoted one.

@@ -154,6 +154,14 @@ pub struct PolicySection {
     /// Severity at or above which code is unsafe: `low`, `medium` or `high`. Default: the
     /// preset's own threshold.
     pub threshold: Option<Spanned<String>>,
+    /// Top-level modules the code may import: Python `import`, node `require`. Enforced by the
+    /// analysis (a `blocked_import` finding) and at run time by a start-up hook (`ImportError:
+    /// Blocked import: os`). Default: any module. Replaces the parent's list.
+    pub allowed_modules: Option<Vec<Spanned<String>>>,
+    /// Builtins the code may not call: `eval`, `exec`, `compile`, `__import__`, `open` (Python),
+    /// `eval`, `Function` (node). Enforced the same two ways. Default: none. Appends to the
+    /// parent's.
+    pub blocked_functions: Vec<Spanned<String>>,
 }
 
 /// `[compile]`: a compile stage that runs in its own sandbox before `[run]`, sharing the work dir
