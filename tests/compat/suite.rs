@@ -1,0 +1,174 @@
+//! The workloads of the compatibility suite: CPython's regression tests module by module, the
+//! data-science stack, compiled languages and node. docs/compat.md says how to add one.
+
+use super::workload::{Check, Workload};
+
+/// Limits for CPython's regression tests: big enough for the slowest module and its subprocesses,
+/// so that only a real incompatibility, never a limit, makes a run differ.
+#[rustfmt::skip]
+const REGRTEST_LIMITS: &[&str] = &[
+    "--wall-time", "10m", "--cpu-time", "20m", "--memory", "2GiB", "--pids", "512",
+    "--tmp-size", "1GiB", "--sandbox-size", "256MiB", "--output", "64MiB", "--open-files", "1024",
+    "--file-size", "1GiB",
+];
+
+/// Compilers and the JVM need more than the production preset's 256 MiB and 64 tasks; the c, cpp
+/// and java profiles give their compile stage limits of this size.
+#[rustfmt::skip]
+const TOOLCHAIN_LIMITS: &[&str] = &[
+    "--wall-time", "3m", "--cpu-time", "5m", "--memory", "2GiB", "--pids", "256",
+    "--tmp-size", "512MiB",
+];
+
+/// Only the time limits are raised for scripts (the host is shared and may be loaded); memory,
+/// tasks and the rest stay the profile's, because the profile has to fit the workload.
+const SCRIPT_LIMITS: &[&str] = &["--wall-time", "2m", "--cpu-time", "2m"];
+
+/// CPython regression-test modules, longest first so that two workers finish together, with
+/// extra regrtest arguments (`-m PATTERN` keeps a subset).
+#[rustfmt::skip]
+const REGRTEST_MODULES: &[(&str, &[&str])] = &[
+    ("test_signal", &[]),
+    ("test_io", &[]),
+    ("test_subprocess", &[]),
+    ("test_asyncio.test_subprocess", &[]),
+    ("test_faulthandler", &[]),
+    // Processes, queues, pools, connections, locks and shared memory through the forkserver; the
+    // whole module takes two minutes and repeats the same calls in other combinations.
+    (
+        "test_multiprocessing_forkserver",
+        &[
+            "-m", "WithProcessesTestProcess", "-m", "WithProcessesTestQueue",
+            "-m", "WithProcessesTestPool", "-m", "WithProcessesTestConnection",
+            "-m", "WithProcessesTestLock", "-m", "WithProcessesTestSharedMemory",
+        ],
+    ),
+    ("test_selectors", &[]),
+    ("test_threading", &[]),
+    ("test_poll", &[]),
+    ("test_eintr", &[]),
+    ("test_pathlib", &[]),
+    ("test_shutil", &[]),
+    ("test_tempfile", &[]),
+    ("test_os", &[]),
+    ("test_zlib", &[]),
+    ("test_posix", &[]),
+    ("test_time", &[]),
+    ("test_select", &[]),
+    ("test_hashlib", &[]),
+    ("test_asyncio.test_unix_events", &[]),
+    ("test_resource", &[]),
+    ("test_uuid", &[]),
+    ("test_mmap", &[]),
+    ("test_fileio", &[]),
+    ("test_pty", &[]),
+    ("test_epoll", &[]),
+    // The AF_UNIX parts: socket pairs, Unix stream sockets, fd passing (SCM_RIGHTS).
+    ("test_socket", &["-m", "*Unix*", "-m", "*SCMRights*", "-m", "*SocketPair*"]),
+    ("test_fcntl", &[]),
+];
+
+pub fn all() -> Vec<Workload> {
+    let mut all: Vec<Workload> = REGRTEST_MODULES
+        .iter()
+        .map(|(m, a)| regrtest(m, a))
+        .collect();
+    for script in ["numeric.py", "pandas_groupby.py", "plot.py"] {
+        all.push(python_script(script, "python"));
+        all.push(python_script(script, "data_science"));
+    }
+    all.push(python_script("process_local.py", "python"));
+    all.push(python_script("net_handled.py", "python"));
+    for script in [
+        "crypto.js",
+        "zlib.js",
+        "worker_threads.js",
+        "child_process.js",
+        "fs.js",
+        "os_info.js",
+        "net_handled.js",
+    ] {
+        all.push(node_script(script));
+    }
+    all.push(toolchain(
+        "c_gcc",
+        "native/hello.c",
+        "gcc -O1 -Wall -pthread -o hello hello.c && ./hello",
+    ));
+    all.push(toolchain(
+        "cpp_gxx",
+        "native/hello.cpp",
+        "g++ -O1 -Wall -std=c++17 -pthread -o hello hello.cpp && ./hello",
+    ));
+    all.push(toolchain(
+        "java_javac",
+        "native/Main.java",
+        "javac -d classes Main.java && java -cp classes Main",
+    ));
+    all.push(toolchain(
+        "java_source",
+        "native/Main.java",
+        "java Main.java",
+    ));
+    all
+}
+
+fn regrtest(module: &str, extra: &[&str]) -> Workload {
+    let mut args: Vec<String> = ["-m", "test", "-v", module].map(String::from).to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Workload {
+        name: module.to_string(),
+        profile: "python",
+        interpreter: vec!["python3"],
+        args,
+        files: vec![],
+        flags: REGRTEST_LIMITS.to_vec(),
+        check: Check::Regrtest,
+    }
+}
+
+/// A script under tests/compat/python; `data_science` has no interpreter of its own (today: the
+/// preset as a profile), so `python3` is part of the arguments there.
+fn python_script(file: &'static str, profile: &'static str) -> Workload {
+    let (interpreter, mut args) = match profile {
+        "python" => (vec!["python3"], vec![]),
+        _ => (vec![], vec!["python3".to_string()]),
+    };
+    args.push(file.to_string());
+    Workload {
+        name: format!("{}[{profile}]", file.trim_end_matches(".py")),
+        profile,
+        interpreter,
+        args,
+        files: vec![format!("python/{file}")],
+        flags: SCRIPT_LIMITS.to_vec(),
+        check: Check::Facts,
+    }
+}
+
+fn node_script(file: &'static str) -> Workload {
+    Workload {
+        name: format!("node_{}", file.trim_end_matches(".js")),
+        profile: "node",
+        interpreter: vec!["node"],
+        args: vec![file.to_string()],
+        files: vec![format!("node/{file}")],
+        flags: SCRIPT_LIMITS.to_vec(),
+        check: Check::Facts,
+    }
+}
+
+/// Compile and run in `$TMPDIR` (`/tmp` inside) through the sh profile, as a compile profile would.
+fn toolchain(name: &str, file: &'static str, build_and_run: &str) -> Workload {
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let script = format!("cp {base} \"$TMPDIR\"/ && cd \"$TMPDIR\" && {build_and_run}");
+    Workload {
+        name: name.to_string(),
+        profile: "sh",
+        interpreter: vec!["sh"],
+        args: vec!["-c".into(), script],
+        files: vec![file.to_string()],
+        flags: TOOLCHAIN_LIMITS.to_vec(),
+        check: Check::Facts,
+    }
+}
