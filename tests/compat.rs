@@ -66,6 +66,7 @@ fn run_all(workloads: Vec<Workload>, expected: &[Expected]) -> Vec<Report> {
                     let next = queue.lock().expect("queue").pop_front();
                     let Some((index, workload)) = next else { break };
                     let report = workload.run();
+                    keep(&report);
                     println!("{}", headline(&report, &unexpected(&report, expected)));
                     done.lock().expect("reports").push((index, report));
                 }
@@ -75,6 +76,22 @@ fn run_all(workloads: Vec<Workload>, expected: &[Expected]) -> Vec<Report> {
     let mut done = done.into_inner().expect("reports");
     done.sort_by_key(|(index, _)| *index);
     done.into_iter().map(|(_, report)| report).collect()
+}
+
+/// `STOCKADE_COMPAT_KEEP=DIR` keeps both runs' stdout and stderr per workload, to read the reasons.
+fn keep(report: &Report) {
+    let Ok(dir) = std::env::var("STOCKADE_COMPAT_KEEP") else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let name = &report.workload.name;
+    for (side, run) in [("bare", &report.bare), ("sandboxed", &report.sandboxed)] {
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            let path = dir.join(format!("{name}.{side}.{stream}"));
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+    }
 }
 
 /// Differences of one workload that the expected list does not excuse.
@@ -179,7 +196,16 @@ fn compat_real_programs_agree_bare_and_sandboxed() {
             disagreeing.push(report.workload.name.as_str());
         }
     }
+    let names: Vec<String> = suite::all().into_iter().map(|w| w.name).collect();
     for e in &expected {
+        assert!(
+            names.contains(&e.workload),
+            "expected-differences.txt names {}, which is no workload of the suite",
+            e.workload
+        );
+        if !reports.iter().any(|r| r.workload.name == e.workload) {
+            continue;
+        }
         let seen = reports.iter().any(|r| {
             r.workload.name == e.workload && r.differences.iter().any(|d| d.case == e.case)
         });

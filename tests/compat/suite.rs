@@ -4,12 +4,16 @@
 use super::workload::{Check, Workload};
 
 /// Limits for CPython's regression tests: big enough for the slowest module and its subprocesses,
-/// so that only a real incompatibility, never a limit, makes a run differ.
+/// so that only a real incompatibility, never a limit, makes a run differ. The file size is
+/// RLIM_INFINITY (u64::MAX bytes), as bare: test_io, test_mmap and test_resource write sparse files
+/// past 4 GiB and check that RLIMIT_FSIZE is unlimited. The CPU time is above the 1,000,000 s that
+/// test_resource sets RLIMIT_CPU to (raising a hard limit needs CAP_SYS_RESOURCE); the wall time
+/// is the real bound. `--open-files` is added per run: the bare run's own RLIMIT_NOFILE.
 #[rustfmt::skip]
 const REGRTEST_LIMITS: &[&str] = &[
-    "--wall-time", "10m", "--cpu-time", "20m", "--memory", "2GiB", "--pids", "512",
-    "--tmp-size", "1GiB", "--sandbox-size", "256MiB", "--output", "64MiB", "--open-files", "1024",
-    "--file-size", "1GiB",
+    "--wall-time", "10m", "--cpu-time", "300h", "--memory", "2GiB", "--pids", "512",
+    "--tmp-size", "1GiB", "--sandbox-size", "256MiB", "--output", "64MiB",
+    "--file-size", "18446744073709551615",
 ];
 
 /// Compilers and the JVM need more than the production preset's 256 MiB and 64 tasks; the c, cpp
@@ -122,7 +126,10 @@ fn regrtest(module: &str, extra: &[&str]) -> Workload {
         interpreter: vec!["python3"],
         args,
         files: vec![],
-        flags: REGRTEST_LIMITS.to_vec(),
+        flags: strings(REGRTEST_LIMITS)
+            .into_iter()
+            .chain(["--open-files".into(), open_files_here().to_string()])
+            .collect(),
         check: Check::Regrtest,
     }
 }
@@ -141,7 +148,7 @@ fn python_script(file: &'static str, profile: &'static str) -> Workload {
         interpreter,
         args,
         files: vec![format!("python/{file}")],
-        flags: SCRIPT_LIMITS.to_vec(),
+        flags: strings(SCRIPT_LIMITS),
         check: Check::Facts,
     }
 }
@@ -153,7 +160,7 @@ fn node_script(file: &'static str) -> Workload {
         interpreter: vec!["node"],
         args: vec![file.to_string()],
         files: vec![format!("node/{file}")],
-        flags: SCRIPT_LIMITS.to_vec(),
+        flags: strings(SCRIPT_LIMITS),
         check: Check::Facts,
     }
 }
@@ -168,7 +175,23 @@ fn toolchain(name: &str, file: &'static str, build_and_run: &str) -> Workload {
         interpreter: vec!["sh"],
         args: vec!["-c".into(), script],
         files: vec![file.to_string()],
-        flags: TOOLCHAIN_LIMITS.to_vec(),
+        flags: strings(TOOLCHAIN_LIMITS),
         check: Check::Facts,
     }
+}
+
+fn strings(flags: &[&str]) -> Vec<String> {
+    flags.iter().map(|f| f.to_string()).collect()
+}
+
+/// This process's soft RLIMIT_NOFILE (`Max open files` in /proc/self/limits), which the bare run
+/// inherits: test_subprocess and test_os behave differently below and above 1024 descriptors.
+fn open_files_here() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(1024)
 }

@@ -28,7 +28,7 @@ pub struct Workload {
     /// Files under tests/compat copied into the work dir (`/sandbox` inside) under their file name.
     pub files: Vec<String>,
     /// `stockade run` flags on top of the profile (limits big enough for a test suite).
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<String>,
     pub check: Check,
 }
 
