@@ -134,6 +134,11 @@ impl Workload {
         cmd.args(["run", "--profile", self.profile, "--report"])
             .arg(&report)
             .args(&self.flags);
+        // For diagnosis only (docs/compat.md): e.g. `--seccomp log` shows what would still differ
+        // once no syscall kills.
+        if let Ok(extra) = std::env::var("STOCKADE_COMPAT_FLAGS") {
+            cmd.args(extra.split_whitespace());
+        }
         if !crate::common::is_root() {
             // cgroup limits need a delegated cgroup, which an ordinary user rarely has.
             cmd.args(["--best-effort", "cgroup"]);
