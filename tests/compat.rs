@@ -133,8 +133,7 @@ fn details(report: &Report, unexpected: &[&Difference]) -> String {
         text.push_str("    the bare run produced nothing to compare:\n");
         text.push_str(&indent(tail(&report.bare.stderr, 1500)));
     }
-    if let Some(case) = outcome::last_unfinished(&outcome::parse_regrtest(&report.sandboxed.stdout))
-    {
+    if let Some(case) = outcome::last_unfinished(&workload::regrtest_cases(&report.sandboxed)) {
         text.push_str(&format!("    sandboxed run stopped inside {case}\n"));
     }
     for d in unexpected.iter().take(SHOWN) {

@@ -65,8 +65,8 @@ impl Workload {
         let sandboxed = self.run_sandboxed();
         let (compared, differences) = match self.check {
             Check::Regrtest => {
-                let b = outcome::parse_regrtest(&bare.stdout);
-                let s = outcome::parse_regrtest(&sandboxed.stdout);
+                let b = regrtest_cases(&bare);
+                let s = regrtest_cases(&sandboxed);
                 (b.len(), outcome::compare_cases(&b, &s))
             }
             Check::Facts => {
@@ -197,6 +197,13 @@ impl Workload {
             })
             .unwrap_or_default()
     }
+}
+
+/// Cases from both streams: regrtest reports on stdout, `python3 -m unittest` on stderr.
+pub fn regrtest_cases(run: &Run) -> std::collections::BTreeMap<String, outcome::Case> {
+    let mut cases = outcome::parse_regrtest(&run.stderr);
+    cases.extend(outcome::parse_regrtest(&run.stdout));
+    cases
 }
 
 /// `exit N` from a bare status or a verdict's `status (exit N)`; `ok` is `exit 0`.
