@@ -93,6 +93,7 @@ pub fn all() -> Vec<Workload> {
     for script in ["numeric.py", "pandas_groupby.py", "plot.py"] {
         all.push(python_script(script, "python"));
         all.push(python_script(script, "data_science"));
+        all.push(python_with_preset(script, "data_science"));
     }
     all.push(python_script("process_local.py", "python"));
     all.push(python_script("net_handled.py", "python"));
@@ -164,6 +165,14 @@ fn python_script(file: &'static str, profile: &'static str) -> Workload {
         flags: strings(SCRIPT_LIMITS),
         check: Check::Facts,
     }
+}
+
+/// The python profile combined with a preset in one step (`--profile python --preset NAME`).
+fn python_with_preset(file: &'static str, preset: &'static str) -> Workload {
+    let mut w = python_script(file, "python");
+    w.name = format!("{}[python+{preset}]", file.trim_end_matches(".py"));
+    w.flags.extend(["--preset".to_string(), preset.to_string()]);
+    w
 }
 
 fn node_script(file: &'static str) -> Workload {

@@ -177,10 +177,13 @@ impl Workload {
         }
     }
 
-    /// The environment the profile gives the payload (`--print-policy`), for the bare run.
+    /// The environment the profile (with the workload's flags, e.g. a preset) gives the payload
+    /// (`--print-policy`), for the bare run.
     fn profile_env(&self) -> Vec<(String, String)> {
         let out = Command::new(crate::common::bin())
-            .args(["run", "--profile", self.profile, "--print-policy", "--"])
+            .args(["run", "--profile", self.profile, "--print-policy"])
+            .args(&self.flags)
+            .arg("--")
             .args(&self.args)
             .output()
             .expect("stockade run --print-policy");
