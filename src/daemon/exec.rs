@@ -11,6 +11,7 @@ use super::admission::{Refusal, Slot};
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::launcher::{Event, Job, Run};
+use super::limits;
 use super::security::layer::RunHooks;
 use crate::analysis::Language;
 use crate::policy::{AnalysisMode, Policy};
@@ -63,6 +64,9 @@ pub struct Prepared {
     pub job: Job,
     /// The pre-flight report (warn mode, or enforce mode and safe), merged into the verdict.
     pub report: Option<PolicyReport>,
+    /// The request lowered the memory or task limit: a sandbox that dies during set-up may have
+    /// run out of what the request left it, so the failure is not the host's.
+    pub tightened: bool,
 }
 
 #[derive(Debug)]
@@ -111,6 +115,11 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
     }
     let stdin = code_stdin.or(ask.stdin).unwrap_or_default();
     let files: Vec<_> = files.into_iter().map(|f| (f.target, f.contents)).collect();
+    // Everything the request decides about the sandbox's set-up is checked here, so set-up
+    // failures left over are the host's, never the request's (see `Prepared::tightened`).
+    limits::check_files(&files, &policy)?;
+    limits::check_exec(&policy.argv, &policy.env)?;
+    let tightened = ask.limits.memory.is_some() || ask.limits.pids.is_some();
     let report = match policy.analysis.mode {
         AnalysisMode::Off => None,
         mode => {
@@ -135,6 +144,7 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
                         stdin,
                     },
                     report: None,
+                    tightened,
                 })));
             };
             let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
@@ -168,23 +178,31 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
             stdin,
         },
         report,
+        tightened,
     })))
 }
 
 fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
     let l = &mut policy.limits;
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
-    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
-    check_max("limits.memory_bytes", ask.memory, l.memory)?;
-    check_max("limits.pids", ask.pids, l.pids)?;
-    check_max("limits.output_bytes", ask.output, Some(l.output))?;
+    let max_time = ms(limits::MAX_TIME);
+    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms), max_time)?;
+    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms), max_time)?;
+    check_max(
+        "limits.memory_bytes",
+        ask.memory,
+        l.memory,
+        limits::MAX_MEMORY,
+    )?;
+    check_max("limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
+    check_max("limits.output_bytes", ask.output, Some(l.output), l.output)?;
     if let Some(c) = ask.cpus {
         let over = l.cpus.is_some_and(|max| c > max);
-        if !(c.is_finite() && c > 0.0) || over {
+        if !(c.is_finite() && c >= limits::MIN_CPUS) || over {
             let max = l.cpus.map_or("unlimited".to_string(), |m| m.to_string());
             let msg = format!(
-                "`limits.cpus` must be a positive number of cores up to the profile's maximum ({max})"
+                "`limits.cpus` must be a number of cores from {} up to the profile's maximum ({max})",
+                limits::MIN_CPUS
             );
             return Err(ApiError::new(Code::LimitExceedsProfile, msg));
         }
@@ -198,7 +216,14 @@ fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), ApiError> {
+/// `asked` must be positive and at most the profile's `max`, or the service's `ceiling` where
+/// the profile has no maximum.
+fn check_max(
+    field: &str,
+    asked: Option<u64>,
+    max: Option<u64>,
+    ceiling: u64,
+) -> Result<(), ApiError> {
     match (asked, max) {
         (Some(0), _) => Err(ApiError::new(
             Code::InvalidRequest,
@@ -207,6 +232,10 @@ fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), Ap
         (Some(a), Some(m)) if a > m => Err(ApiError::new(
             Code::LimitExceedsProfile,
             format!("`{field}` {a} exceeds the profile's maximum of {m}"),
+        )),
+        (Some(a), None) if a > ceiling => Err(ApiError::new(
+            Code::LimitExceedsProfile,
+            format!("`{field}` {a} exceeds the service's maximum of {ceiling}"),
         )),
         _ => Ok(()),
     }
@@ -240,6 +269,10 @@ pub struct Running {
     killed: bool,
     /// Reports the end of the run to the security layer (audit record, circuit breaker).
     hooks: Option<RunHooks>,
+    /// Judges a set-up failure: the request's or the host's.
+    blame: limits::Blame,
+    /// Output arrived, so the sandbox was set up and ran.
+    ran: bool,
 }
 
 /// Wait for a slot (at most `queue_timeout`) and start the job.
@@ -264,6 +297,7 @@ pub async fn start(
     }
     let output_cap =
         usize::try_from(prepared.job.policy.limits.output.saturating_mul(2)).unwrap_or(usize::MAX);
+    let blame = limits::Blame::new(&prepared.job.files, prepared.tightened);
     let run = app.launcher.spawn(prepared.job).await.map_err(|e| {
         tracing::error!(request_id, "launcher: {e}");
         app.metrics.refused("unavailable");
@@ -281,6 +315,8 @@ pub async fn start(
         finished: false,
         killed: false,
         hooks: None,
+        blame,
+        ran: false,
     })
 }
 
@@ -334,9 +370,11 @@ impl Running {
                 self.app
                     .metrics
                     .verdict(v.status.as_str(), self.started.elapsed());
+                let mut host_failure = false;
                 if v.status == Status::SetupFailed {
                     let detail = v.message.take().unwrap_or_default();
-                    tracing::error!(request_id = %self.request_id, "sandbox set-up failed: {detail}");
+                    host_failure = !self.blame.caused_by_request(&detail);
+                    tracing::error!(request_id = %self.request_id, host_failure, "sandbox set-up failed: {detail}");
                     v.message = Some(format!(
                         "sandbox set-up failed; the service log has the details under request id {}",
                         self.request_id
@@ -346,23 +384,29 @@ impl Running {
                     v.policy = self.report.take();
                 }
                 if let Some(h) = self.hooks.take() {
-                    h.finished(&v);
+                    h.finished(&v, host_failure);
                 }
                 Ok(Some(Event::Finished(v)))
             }
-            Some(e) => Ok(Some(e)),
+            Some(e) => {
+                self.ran = true;
+                Ok(Some(e))
+            }
             None if !self.app.launcher.alive() => {
                 self.finished = true;
                 tracing::error!(request_id = %self.request_id, "the sandbox launcher died during the run");
                 if let Some(h) = self.hooks.take() {
-                    h.failed();
+                    h.lost(true);
                 }
                 Err(unavailable())
             }
             None => {
                 self.finished = true;
+                // After output the sandbox had been set up: the verdict was lost on the way (a
+                // worker that gave up on a reader too slow to take its output), which says
+                // nothing about the host.
                 if let Some(h) = self.hooks.take() {
-                    h.failed();
+                    h.lost(!self.ran);
                 }
                 Err(ApiError::internal(
                     &self.request_id,

@@ -18,6 +18,7 @@ use serde_json::json;
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::exec::{self, Ask, LimitAsk, Plan};
+use super::limits;
 use super::security::layer::{self as security, Ctx};
 use super::server::{RequestId, read_body};
 use super::stream::{self, Format};
@@ -35,14 +36,15 @@ pub struct ExecuteRequest {
     /// Code as text, delivered the way the profile says.
     pub code: Option<String>,
     /// Files written to /sandbox; the first is the program.
+    #[serde(default, deserialize_with = "limits::de_files")]
     pub files: Option<Vec<FileIn>>,
     /// Arguments after the program (or the whole command under a preset).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::de_args")]
     pub args: Vec<String>,
     /// Standard input, then end of file.
     pub stdin: Option<String>,
     /// Extra environment variables.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::de_env")]
     pub env: BTreeMap<String, String>,
     /// Lower limits than the profile's.
     #[serde(default)]
@@ -165,7 +167,7 @@ pub fn lookup(app: &App, name: &str) -> Result<Profile, ApiError> {
     ))
 }
 
-fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
+pub(super) fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
     let input = match (req.code, req.files) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(

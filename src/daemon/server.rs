@@ -83,6 +83,8 @@ pub fn router(app: Arc<App>) -> Router {
             Arc::clone(&app.security),
             security::layer::middleware,
         ))
+        // Inside `track` too: a panicking request is logged and counted as its 500.
+        .layer(middleware::from_fn(super::panic::catch))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), track))
         .with_state(app)
 }

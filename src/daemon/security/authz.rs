@@ -157,6 +157,22 @@ impl Grants {
     pub fn get(&self, principal: &str) -> Arc<Grant> {
         Arc::clone(self.named.get(principal).unwrap_or(&self.fallback))
     }
+
+    /// The named principals, sorted by name.
+    pub fn named(&self) -> Vec<(&str, &Grant)> {
+        let mut v: Vec<_> = self
+            .named
+            .iter()
+            .map(|(k, g)| (k.as_str(), g.as_ref()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// The grant of every principal not named (`[principals."*"]`, or everything).
+    pub fn fallback(&self) -> &Grant {
+        &self.fallback
+    }
 }
 
 #[cfg(test)]

@@ -89,10 +89,14 @@ pub struct RunHooks {
 }
 
 impl RunHooks {
-    pub fn finished(mut self, v: &Verdict) {
+    /// The run ended with `v`; `host_failure` says a set-up failure was the host's (only those
+    /// count towards the breaker: a request whose files cannot be laid out must not close the
+    /// service for everyone).
+    pub fn finished(mut self, v: &Verdict, host_failure: bool) {
         if let Some(t) = self.ticket.take() {
             t.record(match v.status {
-                Status::SetupFailed => Outcome::SetupFailed,
+                Status::SetupFailed if host_failure => Outcome::SetupFailed,
+                Status::SetupFailed => Outcome::Refused,
                 _ => Outcome::Started,
             });
         }
@@ -101,10 +105,15 @@ impl RunHooks {
         }
     }
 
-    /// The worker died without a verdict: the launcher side failed.
-    pub fn failed(mut self) {
+    /// The worker ended without a verdict; `host_failure` when nothing shows the sandbox started
+    /// (the launcher died, or a worker failed before any output).
+    pub fn lost(mut self, host_failure: bool) {
         if let Some(t) = self.ticket.take() {
-            t.record(Outcome::SetupFailed);
+            t.record(if host_failure {
+                Outcome::SetupFailed
+            } else {
+                Outcome::Started
+            });
         }
     }
 }
