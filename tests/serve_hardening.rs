@@ -289,3 +289,49 @@ fn configured_keys_are_required_without_auth_tcp() {
     let err = String::from_utf8_lossy(&check.stderr);
     assert!(err.contains("`[auth] tcp` lists no method"), "{err}");
 }
+
+#[test]
+fn web_pages_cannot_drive_the_loopback_service() {
+    use std::io::{Read, Write};
+    let s = Server::start(&[]);
+    let send = |head: &str, body: &str| {
+        let mut c = s.connect().unwrap();
+        let req = format!(
+            "POST /v1/execute HTTP/1.1\r\n{head}connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        c.read_to_end(&mut raw).unwrap();
+        serve_support::Response::parse(&raw).unwrap()
+    };
+    let body = r#"{"profile":"sh","code":"echo ran"}"#;
+    // DNS rebinding: the page's own name, resolving to 127.0.0.1.
+    let r = send(
+        "host: rebind.evil.example:2000\r\ncontent-type: application/json\r\n",
+        body,
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (403, json!("host_not_allowed"))
+    );
+    // A cross-site form or text/plain post (no preflight needed).
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let head =
+            format!("host: 127.0.0.1\r\norigin: https://evil.example\r\ncontent-type: {ct}\r\n");
+        let r = send(&head, body);
+        assert_eq!(r.status, 415, "{ct}: {}", r.text());
+    }
+    // Non-browser clients keep working: curl -d (form-urlencoded) and text/plain without Origin.
+    for ct in ["application/x-www-form-urlencoded", "text/plain"] {
+        let r = send(
+            &format!("host: localhost:2000\r\ncontent-type: {ct}\r\n"),
+            body,
+        );
+        assert_eq!(r.json()["stdout"]["data"], "ran\n", "{ct}: {}", r.text());
+    }
+}

@@ -323,6 +323,11 @@ async fn admit(
         }
         refuse(status, code, message, &path)
     };
+    if let Err((status, code, msg)) =
+        super::browser::check(req.headers(), req.method(), peer, &sec.config.allowed_hosts)
+    {
+        return Err(reject(status, code, &msg));
+    }
     let public = match class {
         Route::Health => sec.config.public_health,
         Route::Metrics => sec.config.public_metrics,

@@ -89,6 +89,8 @@ pub struct SecurityConfig {
     pub cache: Option<CacheConfig>,
     pub breaker: BreakerSettings,
     pub http: HttpLimits,
+    /// `[http] allowed_hosts`, lowercased (src/daemon/security/browser.rs).
+    pub allowed_hosts: Vec<String>,
     pub body_timeout: Duration,
     pub cors: Cors,
 }
@@ -116,6 +118,7 @@ impl Default for SecurityConfig {
             cache: None,
             breaker: BreakerSettings::default(),
             http: HttpLimits::default(),
+            allowed_hosts: Vec::new(),
             body_timeout: Duration::from_secs(30),
             cors: Cors::default(),
         }
@@ -480,5 +483,22 @@ fn http(v: &V<'_, '_>, h: &HttpSection, c: &mut SecurityConfig) -> Result<(), Pr
     c.body_timeout = v
         .duration(&h.body_timeout, "http.body_timeout")?
         .unwrap_or(c.body_timeout);
+    for name in &h.allowed_hosts {
+        let n = name.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        let plain = !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !plain {
+            return v.err(
+                name.span(),
+                "http.allowed_hosts",
+                format!(
+                    "`{}` is not a host name (no scheme, port or path)",
+                    name.get_ref()
+                ),
+            );
+        }
+        c.allowed_hosts.push(n);
+    }
     Ok(())
 }
