@@ -335,3 +335,71 @@ fn web_pages_cannot_drive_the_loopback_service() {
         assert_eq!(r.json()["stdout"]["data"], "ran\n", "{ct}: {}", r.text());
     }
 }
+
+#[test]
+fn listings_show_only_what_is_granted_and_check_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(serve_support::bin())
+        .args(["key", "new", "--json", "--principal", "ci"])
+        .output()
+        .unwrap();
+    let k: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = k["key"].as_str().unwrap();
+    let cfg = config(
+        &dir,
+        &format!(
+            "[[auth.keys]]\nid = \"{}\"\nsha256 = \"{}\"\nprincipal = \"ci\"\n[principals.ci]\nprofiles = [\"python\"]\nrate = \"1/min\"\nburst = 4\n",
+            k["id"].as_str().unwrap(),
+            k["sha256"].as_str().unwrap()
+        ),
+    );
+    let s = Server::start(&["--config", &cfg]);
+    let auth = [("x-api-key", key), ("content-type", "application/json")];
+    let get = |path: &str| s.request("GET", path, &auth, b"");
+    let names = |v: Value, field: &str| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(get("/v1/profiles").json(), "name"), ["python"]);
+    assert_eq!(names(get("/v1/runtimes").json(), "name"), ["python"]);
+    assert_eq!(
+        names(get("/api/v2/runtimes").json(), "language"),
+        ["python"]
+    );
+    assert_eq!(
+        names(get("/api/v2/packages").json(), "language"),
+        ["python"]
+    );
+    assert_eq!(get("/v1/profiles/bash").status, 404);
+    assert_eq!(get("/v1/profiles/python").status, 200);
+    // "Did you mean" names only granted profiles.
+    let r = s.request(
+        "POST",
+        "/v1/execute",
+        &auth,
+        br#"{"profile":"bassh","code":"true"}"#,
+    );
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("bash"), "{}", r.text());
+    // /v1/check needs the profile granted, and shares the principal's rate with execute (burst 4).
+    let check = |profile: &str| {
+        let body = json!({"profile": profile, "code": "print(1)"});
+        s.request(
+            "POST",
+            "/v1/check",
+            &auth,
+            &serde_json::to_vec(&body).unwrap(),
+        )
+    };
+    assert_eq!(check("bash").status, 403);
+    assert_eq!(check("python").status, 200);
+    assert_eq!(check("python").status, 200);
+    let r = check("python");
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (429, json!("rate_limited"))
+    );
+}

@@ -235,12 +235,16 @@ fn stage(done: &Collected) -> StageOut {
     }
 }
 
-/// `GET /api/v2/runtimes`.
-pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
+/// `GET /api/v2/runtimes`: the runtimes granted to the caller.
+pub async fn runtimes(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .filter_map(|p| {
             let v = App::version_of(&versions, &p.name)?;
             let language = language_of(&p.name);
@@ -255,12 +259,17 @@ pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
     Json(list).into_response()
 }
 
-/// `GET /api/v2/packages`: every installed runtime, as an installed package.
-pub async fn packages(State(app): State<Arc<App>>) -> Response {
+/// `GET /api/v2/packages`: every installed runtime granted to the caller, as an installed
+/// package.
+pub async fn packages(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .filter_map(|p| {
             let v = App::version_of(&versions, &p.name)?;
             let language = language_of(&p.name);

@@ -83,6 +83,13 @@ fn network_name(n: NetworkMode) -> &'static str {
 }
 
 impl Grant {
+    /// Whether the profile (canonical name) is granted: listings show only these.
+    pub fn allows(&self, profile: &str) -> bool {
+        self.profiles
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == profile))
+    }
+
     pub fn check_profile(&self, principal: &str, profile: &str) -> Result<(), Denied> {
         match &self.profiles {
             Some(list) if !list.iter().any(|p| p == profile) => Err(Denied(format!(

@@ -39,6 +39,13 @@ fn rank(mode: AnalysisMode) -> u8 {
     }
 }
 
+/// 403 unless the caller was granted `profile` (for requests other than execute, e.g. check).
+pub fn check_granted(ctx: &Ctx, profile: &str) -> Result<(), ApiError> {
+    ctx.grant
+        .check_profile(&ctx.principal.name, profile)
+        .map_err(|d| forbidden(ctx, d.0))
+}
+
 /// Authorize `ask` under `profile` for the caller: the profile must be granted, explicit limits
 /// within the grant (403 otherwise); the profile's limits are capped at the grant, and a granted
 /// `skip_check` lets the request lower the pre-flight mode. Records profile and code digest.
