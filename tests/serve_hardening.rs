@@ -403,3 +403,38 @@ fn listings_show_only_what_is_granted_and_check_is_rate_limited() {
         (429, json!("rate_limited"))
     );
 }
+
+#[test]
+fn the_pre_flight_analysis_covers_every_file_of_the_request() {
+    let s = Server::start(&[]);
+    let run = |helper: &str| {
+        s.post(
+            "/v1/execute",
+            &json!({"profile": "python", "check": "enforce", "files": [
+                {"name": "main.py", "content": "import helper\nprint(helper.X)"},
+                {"name": "lib/helper.py", "content": helper},
+                {"name": "notes.txt", "content": "os.system('not code')"},
+            ]}),
+        )
+        .json()
+    };
+    // The refused construct moved into a helper module is found there.
+    let v = run("import os\nos.system('id')\nX = 1\n");
+    assert_eq!(v["status"], "rejected_by_policy", "{v}");
+    let findings = v["policy"]["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["rule"] == "system-command"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("`lib/helper.py`: ")),
+        "{v}"
+    );
+    // Files in no language the analyzer knows (data) are not parsed as code.
+    let v = run("X = 1\n");
+    assert_eq!(
+        v["status"], "exit_nonzero",
+        "helper is not importable from lib/: {v}"
+    );
+    assert_eq!(v["policy"]["safe"], true, "{v}");
+}

@@ -11,9 +11,8 @@ use super::admission::{Refusal, Slot};
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::launcher::{Event, Job, Run};
-use super::limits;
 use super::security::layer::RunHooks;
-use crate::analysis::Language;
+use super::{limits, preflight};
 use crate::policy::{AnalysisMode, Policy};
 use crate::profile::{CodeInput, Profile, ProfileError};
 use crate::verdict::{PolicyReport, Status, Verdict};
@@ -120,54 +119,19 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
     limits::check_files(&files, &policy)?;
     limits::check_exec(&policy.argv, &policy.env)?;
     let tightened = ask.limits.memory.is_some() || ask.limits.pids.is_some();
-    let report = match policy.analysis.mode {
-        AnalysisMode::Off => None,
-        mode => {
-            let Some(code) = crate::analysis::code_of(
-                &policy.argv,
-                &policy.cwd,
-                &files,
-                Some(stdin.as_slice()).filter(|s| !s.is_empty()),
-            ) else {
-                if mode == AnalysisMode::Enforce {
-                    let msg = format!(
-                        "profile `{}` enforces the pre-flight analysis: give the code as `code` or `files`",
-                        profile.name
-                    );
-                    return Err(ApiError::new(Code::InvalidRequest, msg));
-                }
-                return Ok(Plan::Run(Box::new(Prepared {
-                    profile: profile.name.clone(),
-                    job: Job {
-                        policy,
-                        files,
-                        stdin,
-                    },
-                    report: None,
-                    tightened,
-                })));
-            };
-            let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
-            let report =
-                crate::analysis::evaluate(&policy.analysis, &code, language).map_err(|e| {
-                    ApiError::internal(
-                        "-",
-                        &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
-                    )
-                })?;
-            if mode == AnalysisMode::Enforce && !report.safe {
-                let mut v = Verdict::not_started(
-                    Status::RejectedByPolicy,
-                    policy.limits.clone(),
-                    report.rejection_message(),
-                );
-                v.policy = Some(report);
-                return Ok(Plan::Refuse {
-                    profile: profile.name.clone(),
-                    verdict: Box::new(v),
-                });
-            }
-            Some(report)
+    let report = match preflight::analyze(&policy, &profile.name, &files, &stdin)? {
+        preflight::Outcome::Run(report) => report,
+        preflight::Outcome::Refuse(report) => {
+            let mut v = Verdict::not_started(
+                Status::RejectedByPolicy,
+                policy.limits.clone(),
+                report.rejection_message(),
+            );
+            v.policy = Some(report);
+            return Ok(Plan::Refuse {
+                profile: profile.name.clone(),
+                verdict: Box::new(v),
+            });
         }
     };
     Ok(Plan::Run(Box::new(Prepared {

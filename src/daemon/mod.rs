@@ -16,6 +16,7 @@ mod native;
 mod notify;
 pub mod panic;
 mod piston;
+mod preflight;
 pub mod security;
 mod semver;
 mod server;
