@@ -387,17 +387,23 @@ async fn admit(
             decision = Some(decision.map_or(d, |a| a.tighter(d)));
         }
     }
-    if class == Route::Execute {
-        if decision.is_none_or(|d| d.allowed) {
-            if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
-                guard = Some(sec.concurrency.try_acquire(&principal.name, max).ok_or_else(|| {
-                    sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let msg = format!("principal `{}` already runs {max} sandboxes; retry when one finishes", principal.name);
-                    let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-                    r
-                })?);
-            }
+    if class == Route::Execute && decision.is_none_or(|d| d.allowed) {
+        if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
+            guard = Some(
+                sec.concurrency
+                    .try_acquire(&principal.name, max)
+                    .ok_or_else(|| {
+                        sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        let msg = format!(
+                            "principal `{}` already runs {max} sandboxes; retry when one finishes",
+                            principal.name
+                        );
+                        let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                        r
+                    })?,
+            );
         }
     }
     if let Some(d) = decision.filter(|d| !d.allowed) {

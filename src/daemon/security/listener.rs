@@ -267,9 +267,15 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let first = table.take(ip("2001:db8::1"), 1).expect("first slot");
         assert!(table.take(ip("2001:db8::ffff:2"), 1).is_none(), "same /64");
-        assert!(table.take(ip("2001:db8:0:1::1"), 1).is_some(), "another /64");
+        assert!(
+            table.take(ip("2001:db8:0:1::1"), 1).is_some(),
+            "another /64"
+        );
         drop(first);
-        assert!(table.take(ip("2001:db8::2"), 1).is_some(), "slot given back");
+        assert!(
+            table.take(ip("2001:db8::2"), 1).is_some(),
+            "slot given back"
+        );
     }
 
     async fn who(axum::Extension(peer): axum::Extension<Peer>) -> String {
