@@ -231,11 +231,22 @@ impl Blame {
     /// created, or the request lowered its limits and the failure is not in a step only the host
     /// controls. Such failures never count towards the circuit breaker.
     pub fn caused_by_request(&self, message: &str) -> bool {
-        let names_ours = self.paths.iter().any(|p| message.contains(p.as_str()));
+        let names_ours = self.paths.iter().any(|p| names_path(message, p));
         let lower = message.to_ascii_lowercase();
         let host_step = HOST_STEPS.iter().any(|s| lower.contains(s));
         names_ours || (self.tightened && !host_step)
     }
+}
+
+/// Whether `message` names `path` itself (not a longer path it is a prefix of, as `/sandbox/d`
+/// is of `/sandbox/data.txt`).
+fn names_path(message: &str, path: &str) -> bool {
+    message.match_indices(path).any(|(i, _)| {
+        message
+            .get(i + path.len()..)
+            .and_then(|rest| rest.chars().next())
+            .is_none_or(|c| !(c.is_alphanumeric() || "._-".contains(c)))
+    })
 }
 
 /// Check the final command line and environment against what `execve` accepts.

@@ -138,6 +138,11 @@ fn set_up_failures_are_blamed_on_the_request_only_when_it_caused_them() {
     ));
     assert!(b.caused_by_request("mkdir \"/sandbox/a\": File exists"));
     assert!(!b.caused_by_request("clone3 into new namespaces: EPERM; hint"));
+    // A longer path the request's path is a prefix of is not the request's.
+    let d = Blame::new(&files(&["d"]), false);
+    assert!(!d.caused_by_request("copy-in \"/sandbox/data.txt\": EACCES"));
+    assert!(d.caused_by_request("write \"/sandbox/d\": ENOSPC"));
+    assert!(d.caused_by_request("write /sandbox/d/x: ENOTDIR"));
     assert!(!b.caused_by_request("mount tree: mount \"/usr\" on \"/x/usr\": EPERM"));
     let tight = Blame::new(&[], true);
     assert!(tight.caused_by_request("the sandbox init ended without a report (signal Some(9))"));
