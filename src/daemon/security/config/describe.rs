@@ -28,36 +28,24 @@ fn method_names(m: Methods) -> String {
 }
 
 impl SecurityConfig {
-    /// What the configuration sets up for authenticated callers, as the lines that do it.
+    /// The credential sections configured, as the lines that configure them.
     fn configured_credentials(&self) -> Vec<String> {
         let c = self.credentials;
-        let mut out = Vec::new();
-        if c.api_key {
-            out.push("[[auth.keys]]/keys_file".to_string());
-        }
-        if c.jwt {
-            out.push("[auth.jwt]".into());
-        }
-        if c.mtls {
-            out.push("[tls] client_ca".into());
-        }
-        out.extend(
-            self.grants
-                .named()
-                .into_iter()
-                .map(|(n, _)| format!("[principals.{n}]")),
-        );
-        out
+        [
+            (c.api_key, "[[auth.keys]]/keys_file"),
+            (c.jwt, "[auth.jwt]"),
+            (c.mtls, "[tls] client_ca"),
+        ]
+        .into_iter()
+        .filter_map(|(on, line)| on.then(|| line.to_string()))
+        .collect()
     }
 
-    /// Refuse a listener in use that lets every caller in while credentials or named principals
-    /// are configured: keys nobody has to present protect nothing, and grants of principals
-    /// nobody can become restrict nothing (issue 11 item 8).
+    /// Refuse a configuration whose credentials protect nothing: with keys, JWT or client
+    /// certificates configured, every listener kind in use must require authentication (keys
+    /// nobody has to present are no protection; issue 11 item 8); with named principals, at least
+    /// one must (grants for principals nobody can become restrict nothing).
     pub fn check_required(&self, tcp: bool, unix: bool) -> Result<(), String> {
-        let configured = self.configured_credentials();
-        if configured.is_empty() {
-            return Ok(());
-        }
         let kinds = [
             (
                 tcp,
@@ -74,21 +62,39 @@ impl SecurityConfig {
                 "peer, api_key, jwt",
             ),
         ];
-        for (used, methods, line, given, choices) in kinds {
-            if !used || !methods.anonymous() {
-                continue;
-            }
-            let why = if given {
-                format!("`[auth] {line}` lists no method")
-            } else {
-                format!("`[auth] {line}` is not set and no configured credential works there")
-            };
-            return Err(format!(
-                "{} configured, but {why}, so {line} clients would be served anonymously: set `[auth] {line} = [...]` with the methods to require ({choices})",
-                configured.join(", ")
-            ));
-        }
-        Ok(())
+        let anonymous = |(used, m, ..): &(bool, Methods, &str, bool, &str)| *used && m.anonymous();
+        let credentials = self.configured_credentials();
+        let principals: Vec<String> = self
+            .grants
+            .named()
+            .into_iter()
+            .map(|(n, _)| format!("[principals.{n}]"))
+            .collect();
+        let open = if credentials.is_empty() {
+            let all_open = kinds.iter().filter(|k| k.0).all(anonymous);
+            kinds
+                .iter()
+                .find(|k| all_open && !principals.is_empty() && anonymous(k))
+        } else {
+            kinds.iter().find(|k| anonymous(k))
+        };
+        let Some(&(_, _, line, given, choices)) = open else {
+            return Ok(());
+        };
+        let what = if credentials.is_empty() {
+            principals
+        } else {
+            credentials
+        };
+        let why = if given {
+            format!("`[auth] {line}` lists no method")
+        } else {
+            format!("`[auth] {line}` is not set and no configured credential works there")
+        };
+        Err(format!(
+            "{} configured, but {why}, so {line} clients would be served anonymously: set `[auth] {line} = [...]` with the methods to require ({choices})",
+            what.join(", ")
+        ))
     }
 
     /// The `--check-config` summary of who may call what.
@@ -100,10 +106,10 @@ impl SecurityConfig {
                 Listen::Tcp(_) => (self.auth.tcp, self.methods_given.0),
                 Listen::Unix { .. } => (self.auth.unix, self.methods_given.1),
             };
-            let from = if given {
-                ""
-            } else {
-                " (default: the configured credentials)"
+            let from = match (given, m.anonymous()) {
+                (true, _) => "",
+                (false, false) => " (default: the configured credentials)",
+                (false, true) => " (default: no credentials are configured)",
             };
             let _ = writeln!(out, "  listener {l}: {}{from}", method_names(m));
         }
@@ -112,7 +118,7 @@ impl SecurityConfig {
         }
         let _ = writeln!(
             out,
-            "  any other principal: {}",
+            "  everyone else (other principals, anonymous callers): {}",
             grant_text(self.grants.fallback())
         );
         for (id, principal, revoked) in &self.key_owners {

@@ -208,7 +208,7 @@ fn configured_credentials_are_the_default_methods() {
     );
     assert!(text.contains("principal ci: profiles python"), "{text}");
     assert!(
-        text.contains("any other principal: every profile"),
+        text.contains("everyone else (other principals, anonymous callers): every profile"),
         "{text}"
     );
     assert!(text.contains("api key 0a1b2c3d: principal ci"), "{text}");
@@ -239,6 +239,12 @@ fn a_listener_that_ignores_configured_credentials_is_refused() {
         parse("[auth]\nunix = [\"peer\"]\n[principals.\"uid:1000\"]\nprofiles = [\"python\"]\n")
             .unwrap();
     assert!(c.check_required(false, true).is_ok());
+    // Principals reachable through one listener: another may stay anonymous (it gets `*`).
+    assert!(c.check_required(true, true).is_ok());
+    assert!(
+        c.check_required(true, false).is_err(),
+        "nobody can be uid:1000"
+    );
     // A service-wide grant for everyone (`*`) needs no authentication.
     let c = parse("[principals.\"*\"]\nprofiles = [\"python\"]\n").unwrap();
     assert!(c.check_required(true, true).is_ok());
