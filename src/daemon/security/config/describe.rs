@@ -37,7 +37,8 @@ impl SecurityConfig {
             (c.mtls, "[tls] client_ca"),
         ]
         .into_iter()
-        .filter_map(|(on, line)| on.then(|| line.to_string()))
+        .filter(|(on, _)| *on)
+        .map(|(_, line)| line.to_string())
         .collect()
     }
 
