@@ -235,9 +235,12 @@ struct Pipes {
     stdout: (OwnedFd, OwnedFd),
     stderr: (OwnedFd, OwnedFd),
     proto: (OwnedFd, OwnedFd),
+    /// (supervisor, child): the payload sends its seccomp listener over it (SCM_RIGHTS).
+    notify: (OwnedFd, OwnedFd),
 }
 
 fn pipes() -> Result<Pipes, PrepareError> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     let p = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(PrepareError::Pipe);
     Ok(Pipes {
         go: p()?,
@@ -245,6 +248,13 @@ fn pipes() -> Result<Pipes, PrepareError> {
         stdout: p()?,
         stderr: p()?,
         proto: p()?,
+        notify: socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(PrepareError::Pipe)?,
     })
 }
 
@@ -273,12 +283,10 @@ fn run_inner(
             &pipes.stdout.1,
             &pipes.stderr.1,
             &pipes.proto.1,
+            &pipes.notify.1,
         ]
         .map(AsRawFd::as_raw_fd),
     };
-    let kmsg = (policy.seccomp.default_action == SeccompDefault::Kill)
-        .then(seccomp::KmsgWatch::open)
-        .flatten();
     let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
     let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
         Ok(sys::Cloned::Child) => child::init(&spec),
@@ -312,15 +320,15 @@ fn run_inner(
         stderr,
         proto,
         go,
+        notify,
     } = pipes;
-    drop((go, stdin.0, stdout.1, stderr.1, proto.1));
+    drop((go, stdin.0, stdout.1, stderr.1, proto.1, notify.1));
     let outcome = supervise::Supervisor {
         policy,
-        pid,
         pidfd: &pidfd,
         group: prep.group.as_ref(),
         started,
-        kmsg,
+        notify: seccomp::Notifier::new(&prep.filters, notify.0),
     }
     .run(opts, [stdin.1, stdout.0, stderr.0, proto.0]);
     let mut verdict = outcome.into_verdict(policy, prep.group.as_ref());

@@ -15,7 +15,7 @@ use super::feeder::Feeder;
 use super::protocol::{self, Exit, Message};
 use crate::cgroup::RunGroup;
 use crate::policy::{OutputMode, Policy};
-use crate::verdict::{CpuTime, SeccompViolation, Status, Stream, Verdict};
+use crate::verdict::{CpuTime, SeccompDenied, SeccompViolation, Status, Stream, Verdict};
 use crate::{seccomp, sys};
 
 /// Where the payload's standard input comes from.
@@ -56,11 +56,11 @@ pub(super) const CHUNK: usize = 64 * 1024;
 
 pub(super) struct Supervisor<'a> {
     pub policy: &'a Policy,
-    pub pid: i32,
     pub pidfd: &'a OwnedFd,
     pub group: Option<&'a RunGroup>,
     pub started: Instant,
-    pub kmsg: Option<seccomp::KmsgWatch>,
+    /// Answers the payload's refused syscalls and kills the callers of dangerous ones.
+    pub notify: seccomp::Notifier,
 }
 
 #[derive(Default)]
@@ -81,7 +81,8 @@ pub(super) struct Outcome {
     stdout: Capture,
     stderr: Capture,
     wall: Duration,
-    seccomp_nr: Option<i64>,
+    seccomp_violation: Option<SeccompViolation>,
+    seccomp_denied: Vec<SeccompDenied>,
     cancelled: bool,
 }
 
@@ -99,12 +100,10 @@ struct Io<'a> {
     buf: Vec<u8>,
 }
 
-/// Where the run is: the init's end, the payload's host pid (for the seccomp audit record), and
-/// how many interrupts we received.
+/// Where the run is: the init's end, and how many interrupts we received.
 #[derive(Default)]
 struct Progress {
     init_done: Option<Instant>,
-    payload_pid: Option<i32>,
     interrupts: u32,
 }
 
@@ -118,7 +117,8 @@ const STDIN_PIPE: usize = 5;
 const EVENTS: usize = 6;
 const SIGNALS: usize = 7;
 const CANCEL: usize = 8;
-const SLOTS: usize = 9;
+const NOTIFY: usize = 9;
+const SLOTS: usize = 10;
 
 impl<'a> Supervisor<'a> {
     /// Supervise until the init is gone and the pipes are drained.
@@ -156,12 +156,8 @@ impl<'a> Supervisor<'a> {
         if let Some(sigs) = io.signals.take() {
             restore_signals(sigs);
         }
-        if out.exit.is_some_and(|e| e.signal == Some(libc::SIGSYS)) {
-            out.seccomp_nr = self
-                .kmsg
-                .as_mut()
-                .and_then(|k| k.find_kill(run.payload_pid));
-        }
+        out.seccomp_violation = self.notify.violation();
+        out.seccomp_denied = self.notify.denied();
         out
     }
 
@@ -228,6 +224,7 @@ impl<'a> Supervisor<'a> {
             io.cancel
                 .filter(|_| !out.cancelled)
                 .map(|fd| (fd, PollFlags::POLLIN)),
+            self.notify.poll_fd().map(|fd| (fd, PollFlags::POLLIN)),
         ];
         let mut pfds: Vec<PollFd> = Vec::with_capacity(SLOTS);
         let mut index = [usize::MAX; SLOTS];
@@ -257,7 +254,7 @@ impl<'a> Supervisor<'a> {
             self.read_stream(&io.stderr, 2, out, &mut io.buf, io.echo);
         }
         if ready[PROTO] {
-            self.read_protocol(io, out, run);
+            self.read_protocol(io, out);
         }
         if ready[STDIN_SOURCE] {
             io.feeder.fill();
@@ -287,12 +284,15 @@ impl<'a> Supervisor<'a> {
             out.cancelled = true;
             self.kill(out, Status::Signaled);
         }
+        if ready[NOTIFY] && self.notify.serve() == seccomp::Served::EndRun {
+            self.kill(out, Status::SeccompViolation);
+        }
         if ready[PIDFD] {
             self.reap_init(io, out, run);
         }
     }
 
-    fn read_protocol(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+    fn read_protocol(&self, io: &mut Io, out: &mut Outcome) {
         let n = match nix::unistd::read(&io.proto, &mut io.buf) {
             Ok(0) | Err(Errno::EBADF) => {
                 io.proto_open = false;
@@ -309,7 +309,6 @@ impl<'a> Supervisor<'a> {
                     landlock_abi,
                 } => {
                     out.landlock = Some((landlock_status, landlock_abi));
-                    run.payload_pid = sys::children_of(self.pid).first().copied();
                 }
                 Message::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
                 Message::Exited(exit) => out.exit = Some(exit),
@@ -419,7 +418,8 @@ impl Outcome {
             stdout: open(),
             stderr: open(),
             wall: Duration::ZERO,
-            seccomp_nr: None,
+            seccomp_violation: None,
+            seccomp_denied: Vec::new(),
             cancelled: false,
         }
     }
@@ -451,6 +451,9 @@ impl Outcome {
             Status::Oom
         } else if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = self.killed_for {
             why
+        } else if self.seccomp_violation.is_some() {
+            // A dangerous call anywhere in the tree, even if the top process went on and exited.
+            Status::SeccompViolation
         } else if let Some(e) = exit {
             match (e.code, e.signal) {
                 (_, Some(libc::SIGSYS)) => Status::SeccompViolation,
@@ -492,12 +495,11 @@ impl Outcome {
                 .map(|e| CpuTime::from_micros(e.user_us, e.sys_us))
                 .unwrap_or_default(),
         };
-        let seccomp_violation = (status == Status::SeccompViolation).then(|| SeccompViolation {
-            syscall: self
-                .seccomp_nr
-                .and_then(seccomp::syscall_name)
-                .map(str::to_string),
-            nr: self.seccomp_nr,
+        let seccomp_violation = (status == Status::SeccompViolation).then(|| {
+            self.seccomp_violation.unwrap_or(SeccompViolation {
+                syscall: None,
+                nr: None,
+            })
         });
         let mut verdict = Verdict {
             status,
@@ -517,6 +519,7 @@ impl Outcome {
             enforced: Default::default(),
             policy: None,
             seccomp_violation,
+            seccomp_denied: self.seccomp_denied,
             message,
         };
         if let Some((status, abi)) = self.landlock {
