@@ -54,7 +54,7 @@ fn in_child(body: impl FnOnce() -> i32) -> (i32, i32) {
 /// Fork; the child installs `filters` with its listener handed to us, runs `body` and exits
 /// with its result, while we serve the listener. Returns the child's raw wait status and the
 /// notifier (its counts and violation).
-fn in_served_child(filters: &Filters, body: impl FnOnce() -> i32) -> (i32, Notifier) {
+pub(super) fn in_served_child(filters: &Filters, body: impl FnOnce() -> i32) -> (i32, Notifier) {
     in_served_child_with(filters, || {}, body)
 }
 
