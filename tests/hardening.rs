@@ -633,3 +633,38 @@ fn concurrent_sandboxes_of_root_get_their_own_outer_uid() {
         None => assert_eq!(uids, vec![65534, 65534]),
     }
 }
+
+#[test]
+fn a_private_pty_works_and_its_line_discipline_is_locked() {
+    for who in identities() {
+        let v = common::verdict(
+            who,
+            &[
+                "--",
+                "python3",
+                "-c",
+                "import os\nprint(os.listdir('/dev/pts'))\nm, s = os.openpty()\nos.write(m, b'hi\\n')\nprint(os.ttyname(s), os.read(s, 10))",
+            ],
+        );
+        assert_eq!(v["status"], "ok", "{who:?}: {v}");
+        // A new devpts instance: none of the host's terminals, and the first pty is number 0.
+        assert_eq!(
+            common::stdout_of(&v),
+            "['ptmx']\n/dev/pts/0 b'hi\\n'\n",
+            "{who:?}"
+        );
+        // N_GSM (21) would autoload a module with a history of CVEs: the attempt kills.
+        let v = common::verdict(
+            who,
+            &[
+                "--",
+                "python3",
+                "-c",
+                "import os, fcntl, termios, struct\nm, s = os.openpty()\nfcntl.ioctl(s, termios.TIOCSETD, struct.pack('i', 21))\nprint('set')",
+            ],
+        );
+        assert_eq!(v["status"], "seccomp_violation", "{who:?}: {v}");
+        assert_eq!(v["seccomp_violation"]["syscall"], "ioctl", "{who:?}");
+        assert!(!common::stdout_of(&v).contains("set"));
+    }
+}

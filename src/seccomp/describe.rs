@@ -36,7 +36,7 @@ fn check_label(check: Check, network: NetworkMode) -> String {
         }
         Check::SocketpairUnix => format!("allow if domain is AF_UNIX, else {no}"),
         Check::IoctlNoTiocsti => {
-            format!("{no} if request (low 32 bits) is TIOCSTI or TIOCLINUX, else allow")
+            format!("{no} if request (low 32 bits) is TIOCSTI, TIOCLINUX or TIOCSETD, else allow")
         }
         Check::PersonalityQueryOrLinux => {
             format!("allow if persona is 0xffffffff (query) or 0 (PER_LINUX), else {no}")

@@ -345,7 +345,7 @@ fn check_leaf(check: Check, network: NetworkMode) -> bpf::Leaf {
         },
         Check::IoctlNoTiocsti => bpf::Leaf::ArgIn {
             arg: 1,
-            values: vec![rules::TIOCSTI, rules::TIOCLINUX],
+            values: vec![rules::TIOCSTI, rules::TIOCLINUX, rules::TIOCSETD],
             hit: RET_NOTIFY,
             miss: RET_ALLOW,
         },

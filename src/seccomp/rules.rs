@@ -32,6 +32,10 @@ pub(crate) const CLONE_NEW_MASK: u32 =
 pub(crate) const TIOCSTI: u32 = 0x5412;
 /// `TIOCLINUX` selection paste on a virtual console: the same injection on a VT.
 pub(crate) const TIOCLINUX: u32 = 0x541C;
+/// `TIOCSETD` sets a tty's line discipline: on a pty of the sandbox's own devpts it would load
+/// modules such as n_gsm (CVE-2023-6546) through `dev.tty.ldisc_autoload`; nothing a payload runs
+/// needs another discipline than N_TTY.
+pub(crate) const TIOCSETD: u32 = 0x5423;
 /// `NETLINK_ROUTE`: interface and address lists (glibc `getifaddrs`).
 pub(crate) const NETLINK_ROUTE: u32 = 0;
 /// `personality(0xffffffff)` returns the current persona without changing it.
@@ -273,7 +277,7 @@ pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
     (
         "ioctl",
         Check::IoctlNoTiocsti,
-        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input (low 32 bits compared)",
+        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input, TIOCSETD loads line disciplines (low 32 bits compared)",
     ),
     (
         "personality",

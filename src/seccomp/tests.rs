@@ -189,8 +189,14 @@ fn argument_checks() {
         assert_eq!(eval(&f, "socket", two(17, 3)), kill, "AF_PACKET");
         assert_eq!(eval(&f, "socketpair", two(1, 1)), RET_ALLOW);
         assert_eq!(eval(&f, "socketpair", two(2, 1)), kill);
-        // ioctl: TIOCSTI and TIOCLINUX by their low 32 bits.
-        for req in [0x5412, 0x541C, high | 0x5412, (0xdead << 32) | 0x541C] {
+        // ioctl: TIOCSTI, TIOCLINUX and TIOCSETD by their low 32 bits.
+        for req in [
+            0x5412,
+            0x541C,
+            0x5423,
+            high | 0x5412,
+            (0xdead << 32) | 0x541C,
+        ] {
             assert_eq!(eval(&f, "ioctl", two(0, req)), kill, "{req:#x}");
         }
         assert_eq!(eval(&f, "ioctl", two(0, 0x5401)), RET_ALLOW, "TCGETS");
