@@ -668,3 +668,33 @@ fn a_private_pty_works_and_its_line_discipline_is_locked() {
         assert!(!common::stdout_of(&v).contains("set"));
     }
 }
+
+#[test]
+fn module_autoloading_sockets_and_notification_pipes_are_refused_politely() {
+    let probe = "import os, socket, errno\n\
+                 try:\n    os.pipe2(0x80)\n    print('pipe2=ok')\nexcept OSError as e:\n    print('pipe2=' + errno.errorcode[e.errno])\n\
+                 for proto in (6, 132, 33):\n    try:\n        socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto != 33 else 6, proto).close()\n        print(f'proto{proto}=ok')\n    except OSError as e:\n        print(f'proto{proto}=' + errno.errorcode[e.errno])\n\
+                 r, w = os.pipe2(os.O_CLOEXEC)\nprint('plain_pipe=ok')";
+    for who in identities() {
+        let v = common::verdict(
+            who,
+            &["--network", "loopback", "--", "python3", "-c", probe],
+        );
+        assert_eq!(v["status"], "ok", "{who:?}: {v}");
+        assert_eq!(
+            common::stdout_of(&v),
+            "pipe2=ENOPKG\nproto6=ok\nproto132=EAFNOSUPPORT\nproto33=EAFNOSUPPORT\nplain_pipe=ok\n",
+            "{who:?}"
+        );
+        let denied: Vec<&str> = v["seccomp_denied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["syscall"].as_str())
+            .collect();
+        assert!(
+            denied.contains(&"pipe2") && denied.contains(&"socket"),
+            "{v}"
+        );
+    }
+}
