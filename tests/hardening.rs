@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Who, bin, identities, is_root, shared_dir, stockade, test_user};
+use common::{Who, bin, identities, is_root, shared_dir, stockade};
 
 /// Processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<i32> {
@@ -47,22 +47,7 @@ fn children(pid: u32) -> Vec<i32> {
 }
 
 fn spawn(who: Who, args: &[&str]) -> Child {
-    let mut cmd = match who {
-        Who::Me => Command::new(bin()),
-        Who::User => {
-            let (uid, gid) = test_user().expect("test user");
-            let mut c = Command::new("setpriv");
-            c.args([
-                format!("--reuid={uid}"),
-                format!("--regid={gid}"),
-                "--clear-groups".into(),
-                "--".into(),
-                bin().into(),
-            ]);
-            c.env_remove("XDG_RUNTIME_DIR");
-            c
-        }
-    };
+    let mut cmd = common::command(who);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -278,25 +263,24 @@ fn copy_ins_never_follow_links_planted_by_an_earlier_run() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(s.bind.join("x").is_symlink());
+        let copy_in = |target: &str, script: &str| {
+            let copy = format!("{}:{target}", s.source.display());
+            let args = [
+                "run",
+                "--profile",
+                profile,
+                "--copy-in",
+                &copy,
+                "--",
+                "-c",
+                script,
+            ];
+            stockade(who, &args, None)
+        };
         // Run 2 and 3 copy a file onto the planted link and through the planted directory link.
         for target in ["/sandbox/w/x", "/sandbox/w/d/planted"] {
-            let copy = format!("{}:{target}", s.source.display());
-            let out = stockade(
-                who,
-                &[
-                    "run",
-                    "--profile",
-                    profile,
-                    "--copy-in",
-                    &copy,
-                    "--",
-                    "-c",
-                    "true",
-                ],
-                None,
-            );
             assert_eq!(
-                out.status.code(),
+                copy_in(target, "true").status.code(),
                 Some(125),
                 "{who:?}: a copy-in onto {target} must fail set-up, not write through the link"
             );
@@ -311,21 +295,7 @@ fn copy_ins_never_follow_links_planted_by_an_earlier_run() {
             "{who:?}: a file was created in a host directory through a planted symlink"
         );
         // An ordinary copy-in into the same writable bind still works.
-        let copy = format!("{}:/sandbox/w/fresh.txt", s.source.display());
-        let out = stockade(
-            who,
-            &[
-                "run",
-                "--profile",
-                profile,
-                "--copy-in",
-                &copy,
-                "--",
-                "-c",
-                "cat /sandbox/w/fresh.txt",
-            ],
-            None,
-        );
+        let out = copy_in("/sandbox/w/fresh.txt", "cat /sandbox/w/fresh.txt");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "written by the next run\n"

@@ -90,9 +90,9 @@ pub fn probe() -> &'static Path {
     })
 }
 
-/// `stockade ARGS` as `who`, with stdin from /dev/null unless `stdin` is given.
-pub fn stockade(who: Who, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = match who {
+/// A command that runs the built `stockade` as `who` (through setpriv for the test user).
+pub fn command(who: Who) -> Command {
+    match who {
         Who::Me => Command::new(bin()),
         Who::User => {
             let (uid, gid) = test_user().expect("test user");
@@ -107,7 +107,12 @@ pub fn stockade(who: Who, args: &[&str], stdin: Option<&[u8]>) -> Output {
             c.env_remove("XDG_RUNTIME_DIR");
             c
         }
-    };
+    }
+}
+
+/// `stockade ARGS` as `who`, with stdin from /dev/null unless `stdin` is given.
+pub fn stockade(who: Who, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = command(who);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.env("STOCKADE_TEST_SECRET", "do-not-leak");
     match stdin {
