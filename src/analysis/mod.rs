@@ -16,6 +16,7 @@ mod config;
 mod facts;
 mod javascript;
 mod literal;
+mod preflight;
 mod presets;
 mod python;
 mod rules;
@@ -52,9 +53,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use config::CONSTRUCTS;
+pub use preflight::{Preflight, preflight};
 pub use rules::{Preset, Rule};
 
-use crate::policy::{AnalysisMode, AnalysisPolicy};
+use crate::policy::AnalysisPolicy;
 use crate::verdict::{PolicyFinding, PolicyReport};
 
 /// How risky a finding is. Ordered: `Safe < Low < Medium < High`.
@@ -381,7 +383,7 @@ pub fn evaluate(
     let report = analyze(code, language, &preset);
     Ok(PolicyReport {
         preset: report.preset,
-        mode: mode_name(policy.mode).to_string(),
+        mode: policy.mode.as_str().to_string(),
         safe: report.safe,
         findings: report
             .findings
@@ -395,12 +397,4 @@ pub fn evaluate(
             })
             .collect(),
     })
-}
-
-fn mode_name(mode: AnalysisMode) -> &'static str {
-    match mode {
-        AnalysisMode::Off => "off",
-        AnalysisMode::Warn => "warn",
-        AnalysisMode::Enforce => "enforce",
-    }
 }

@@ -9,21 +9,37 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::app::App;
-use super::error::{ApiError, Code};
-use super::exec::{self, Ask, LimitAsk, Plan};
-use super::security::layer::{self as security, Ctx};
-use super::server::{RequestId, read_body};
-use super::stream::{self, Format};
+use super::engine::{Ask, Delivery, LimitAsk, Request, Submitted};
+use super::http::stream::{self, Format};
+use super::http::{self, Api, ApiError, Code, RequestBody, RequestId};
+use super::route::{RouteKind, Shape};
+use super::security::layer::Ctx;
 use crate::analysis::Language;
 use crate::policy::AnalysisMode;
-use crate::profile::{CodeInput, InlineFile, Profile};
+use crate::profile::{CodeInput, InlineFile};
+
+/// The native API's routes, with the service's probes and the root.
+pub fn api() -> Api {
+    Api::new(Shape::Native)
+        .probe("/healthz", RouteKind::Health, get(healthz))
+        .probe("/readyz", RouteKind::Health, get(readyz))
+        .probe("/metrics", RouteKind::Metrics, get(metrics))
+        .route("/", get(http::root))
+        .execution("/v1/execute", Method::POST, post(execute))
+        .route("/v1/check", post(check))
+        .route("/v1/profiles", get(profiles))
+        .route("/v1/profiles/{name}", get(profile))
+        .route("/v1/runtimes", get(runtimes))
+        .route("/v1/openapi.yaml", get(openapi))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,39 +146,20 @@ pub fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(Code::InvalidBody, format!("invalid request body: {e}")))
 }
 
-fn resolve(app: &App, req: &ExecuteRequest) -> Result<Profile, ApiError> {
-    let name = match (&req.profile, &req.language) {
-        (Some(p), None) => p,
-        (None, Some(l)) => l,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::new(
-                Code::InvalidRequest,
-                "give `profile` or `language`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(ApiError::new(
-                Code::InvalidRequest,
-                "`profile` (or `language`) is required",
-            ));
-        }
-    };
-    lookup(app, name)
-}
-
-pub fn lookup(app: &App, name: &str) -> Result<Profile, ApiError> {
-    let catalog = app.catalog();
-    if let Some(p) = catalog.resolve(name) {
-        return Ok(p.clone());
+/// The profile a request names, by `profile` or `language` (exactly one).
+fn profile_name(req: &ExecuteRequest) -> Result<String, ApiError> {
+    match (&req.profile, &req.language) {
+        (Some(p), None) => Ok(p.clone()),
+        (None, Some(l)) => Ok(l.clone()),
+        (Some(_), Some(_)) => Err(ApiError::new(
+            Code::InvalidRequest,
+            "give `profile` or `language`, not both",
+        )),
+        (None, None) => Err(ApiError::new(
+            Code::InvalidRequest,
+            "`profile` (or `language`) is required",
+        )),
     }
-    let names = catalog.names();
-    let hint = crate::profile::nearest(name, &names)
-        .map(|n| format!("; did you mean `{n}`?"))
-        .unwrap_or_default();
-    Err(ApiError::new(
-        Code::UnknownProfile,
-        format!("no profile or language named `{name}`{hint}"),
-    ))
 }
 
 fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
@@ -231,55 +228,53 @@ pub async fn execute(
     Extension(RequestId(id)): Extension<RequestId>,
     Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
-    body: Body,
+    RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.config.max_body).await?;
     let req: ExecuteRequest = parse(&headers, &bytes)?;
     let format = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .and_then(Format::from_accept);
-    let queue_timeout = req.queue_timeout_ms.map_or(app.config.queue_timeout, |ms| {
-        Duration::from_millis(ms).min(app.config.queue_timeout)
-    });
-    let mut profile = resolve(&app, &req)?;
-    let ask = ask(req)?;
-    security::authorize(&ctx, &mut profile, &ask)?;
-    let plan = plan_off_thread(profile, ask, bytes.len()).await?;
-    let prepared = match plan {
-        Plan::Refuse { profile, verdict } => {
-            app.metrics.verdict(verdict.status.as_str(), Duration::ZERO);
-            ctx.note(|r| r.verdict(&verdict));
-            return Ok(match format {
+    let profile = profile_name(&req)?;
+    // An unknown profile is answered before the request's own mistakes.
+    app.engine.profile(&profile)?;
+    let queue_timeout = req.queue_timeout_ms.map(Duration::from_millis);
+    let request = Request {
+        id: id.clone(),
+        profile,
+        ask: ask(req)?,
+        queue_timeout,
+        delivery: match format {
+            Some(_) => Delivery::Stream,
+            None => Delivery::Whole,
+        },
+        output_cap: None,
+    };
+    Ok(
+        match app.engine.submit(&http::caller(&ctx), request).await? {
+            Submitted::Refused { profile, verdict } => match format {
                 Some(f) => streamed(f, stream::refused_body(f, &id, &profile, &verdict)),
                 None => verdict_response(&id, &profile, &verdict),
-            });
-        }
-        Plan::Run(p) => *p,
-    };
-    let profile = prepared.profile.clone();
-    match format {
-        Some(f) => {
-            let running = security::start(&app, &ctx, prepared, queue_timeout, &id).await?;
-            Ok(streamed(f, stream::body(f, running, &id, &profile)))
-        }
-        None => {
-            let (done, cache) = security::run(&app, &ctx, prepared, queue_timeout, &id).await?;
-            let mut r = verdict_response(&id, &profile, &done.verdict);
-            security::cache_status(&mut r, cache);
-            Ok(r)
-        }
-    }
-}
-
-/// The analysis parses the code; large inputs are parsed off the async threads.
-pub async fn plan_off_thread(profile: Profile, ask: Ask, size: usize) -> Result<Plan, ApiError> {
-    if size < 16 << 10 {
-        return exec::plan(&profile, ask);
-    }
-    tokio::task::spawn_blocking(move || exec::plan(&profile, ask))
-        .await
-        .map_err(|e| ApiError::internal("-", &e))?
+            },
+            Submitted::Running(run) => {
+                let f = format.unwrap_or(Format::Ndjson);
+                let profile = run.profile().to_string();
+                streamed(f, stream::body(f, *run, &id, &profile))
+            }
+            Submitted::Finished {
+                profile,
+                collected,
+                cache,
+            } => {
+                let mut r = verdict_response(&id, &profile, &collected.verdict);
+                http::cache_status(&mut r, cache);
+                r
+            }
+            Submitted::Detached { .. } => {
+                return Err(ApiError::internal(&id, &"a whole run came back detached"));
+            }
+        },
+    )
 }
 
 fn verdict_response(id: &str, profile: &str, verdict: &crate::verdict::Verdict) -> Response {
@@ -296,14 +291,14 @@ fn streamed(format: Format, body: Body) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        format.content_type().parse().expect("static header"),
+        header::HeaderValue::from_static(format.content_type()),
     );
     h.insert(
         header::CACHE_CONTROL,
-        "no-cache".parse().expect("static header"),
+        header::HeaderValue::from_static("no-cache"),
     );
     // Tell proxies (nginx) not to buffer the stream.
-    h.insert("x-accel-buffering", "no".parse().expect("static header"));
+    h.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     r
 }
 
@@ -321,13 +316,12 @@ pub struct CheckRequest {
 pub async fn check(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Body,
+    RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.config.max_body).await?;
     let req: CheckRequest = parse(&headers, &bytes)?;
     let (policy, language) = match (&req.profile, &req.language) {
         (Some(p), None) => {
-            let p = lookup(&app, p)?.policy;
+            let p = app.engine.profile(p)?.policy;
             let lang = Language::from_argv(&p.argv).unwrap_or(Language::Shell);
             (p.analysis, lang)
         }
@@ -377,7 +371,7 @@ pub async fn profile(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = lookup(&app, &name)?;
+    let p = app.engine.profile(&name)?;
     let summary = app
         .catalog()
         .summaries()
@@ -410,13 +404,13 @@ pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> Response {
+async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// `GET /readyz`: 503 while draining or when the launcher is gone.
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.ready() {
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.engine.ready() {
         Ok(()) => Json(json!({"ready": true})).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -427,9 +421,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut text = app.metrics.render(app.gauges());
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut text = app.metrics.render(app.engine.gauges());
     app.security.render_metrics(&mut text);
+    app.engine.render_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,
@@ -441,7 +436,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /v1/openapi.yaml`.
-pub async fn openapi() -> Response {
+async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/yaml")],
         include_str!("../../docs/openapi.yaml"),

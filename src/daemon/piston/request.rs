@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::super::app::App;
-use super::super::error::{ApiError, Code};
 use super::super::semver::{self, Version};
+use crate::daemon::http::{ApiError, Code};
 use crate::profile::{InlineFile, Profile};
 
 /// A Piston validation error: always 400 with `{"message"}`.
