@@ -103,7 +103,9 @@ fn id_prefix() -> u32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mixed = now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
+    // The low 64 bits of the nanoseconds are the ones that vary.
+    let nanos = u64::try_from(now.as_nanos() & u128::from(u64::MAX)).unwrap_or_default();
+    let mixed = nanos ^ (u64::from(std::process::id()) << 32);
     // Fold to 32 bits with a multiplicative hash (Knuth), keeping the bits that vary.
-    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    u32::try_from(mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32).unwrap_or_default()
 }
