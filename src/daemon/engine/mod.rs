@@ -10,8 +10,8 @@
 //! and the caller's audit record are fed on the way.
 //!
 //! Others may use: `Engine`, `Caller`, `Request`, `Delivery`, `Submitted`, `Run`, `Collected`,
-//! `RunId`, `RunState`, `EngineError`/`Kind`, `Ask`/`LimitAsk`, `Spawner`/`Execution` and the
-//! catalog's types. The engine imports `security` (grants, audit records, breaker, cache) and the
+//! `RunId`, `RunState`, `Event`, `EngineError`/`Kind`, `Ask`/`LimitAsk`, `Spawner`/`Execution` and
+//! the catalog's types. The engine imports `security` (grants, audit records, breaker, cache) and the
 //! launcher's job types; it never imports `http` or an API adapter, and `EngineError` knows no
 //! HTTP: each adapter maps it to its wire shape.
 
@@ -44,6 +44,7 @@ pub use self::run::{Collected, Run};
 #[cfg(test)]
 use self::spawner::BoxFuture;
 pub use self::spawner::{Execution, Spawner};
+pub use super::launcher::Event;
 use super::launcher::Job;
 use super::metrics::{Gauges, Metrics};
 use super::security::Principal;

@@ -11,8 +11,7 @@ use axum::body::{Body, Bytes};
 use futures_util::stream;
 use serde::Serialize;
 
-use crate::daemon::engine::{EngineError, Run};
-use crate::daemon::launcher::Event;
+use crate::daemon::engine::{EngineError, Event, Run};
 use crate::verdict::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
