@@ -14,6 +14,7 @@ use nix::mount::{MntFlags, MsFlags};
 use crate::policy::{Policy, RootFs, SANDBOX_DIR};
 
 mod beneath;
+pub mod host_etc;
 
 /// One step of building the new root. Paths are absolute paths *inside* the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,8 @@ pub struct HostLayout {
     pub top_symlinks: Vec<(String, PathBuf)>,
     /// Top-level directories that must be bound because they are real directories (split /usr).
     pub top_dirs: Vec<String>,
-    /// `/etc` entries present on the host.
+    /// `/etc` entries of the allowlist (`host_etc::ALLOWED`) present on the host, by path
+    /// relative to `/etc`.
     pub etc: Vec<(String, EtcEntry)>,
 }
 
@@ -95,34 +97,11 @@ pub enum EtcEntry {
     Symlink(PathBuf),
 }
 
-/// Files up to this size are copied into the sandbox's `/etc` rather than bound.
-const ETC_COPY_MAX: u64 = 256 << 10;
-
-/// `/etc` entries a host-root sandbox sees (DESIGN §5): the dynamic linker cache, name service
-/// configuration, time zone, TLS roots and Debian's alternatives links; nothing else of `/etc`.
-const ETC_ENTRIES: &[&str] = &[
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "nsswitch.conf",
-    "host.conf",
-    "hosts",
-    "localtime",
-    "timezone",
-    "ssl",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "alternatives",
-    "mime.types",
-    "protocols",
-    "services",
-];
-
 /// Top-level names that Debian's merged /usr makes symlinks (or, on older systems, directories).
 const USR_ALIASES: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 impl HostLayout {
-    /// Inspect the host root (a few `lstat` calls).
+    /// Inspect the host root (a few `lstat` calls and one listing of `/etc`).
     pub fn discover() -> HostLayout {
         let mut layout = HostLayout::default();
         for name in USR_ALIASES {
@@ -137,32 +116,7 @@ impl HostLayout {
                 _ => {}
             }
         }
-        for name in ETC_ENTRIES {
-            let path = Path::new("/etc").join(name);
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let entry = if meta.file_type().is_symlink() {
-                match std::fs::read_link(&path) {
-                    Ok(target) => EtcEntry::Symlink(target),
-                    Err(_) => continue,
-                }
-            } else if meta.is_dir() {
-                EtcEntry::Dir
-            } else if meta.len() <= ETC_COPY_MAX {
-                match std::fs::read(&path) {
-                    Ok(contents) => EtcEntry::File {
-                        contents,
-                        mode: meta.permissions().mode() & 0o755,
-                    },
-                    // Unreadable to us: the sandbox's root could not read it either.
-                    Err(_) => continue,
-                }
-            } else {
-                EtcEntry::BigFile
-            };
-            layout.etc.push((name.to_string(), entry));
-        }
+        layout.etc = host_etc::discover(Path::new("/etc"));
         layout
     }
 }
@@ -170,6 +124,14 @@ impl HostLayout {
 /// The sandbox's `/etc/passwd` and `/etc/group` on the `host` root: only the sandbox's own users.
 const PASSWD: &str = "root:x:0:0:sandbox:/sandbox:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// The sandbox's `/etc/hosts`: loopback and its own name (the JVM's `getLocalHost` resolves it),
+/// none of the host's entries.
+fn hosts(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+}
 
 /// Host device nodes bound into the minimal `/dev` (mknod is refused inside a user namespace).
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
@@ -230,6 +192,15 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
                     writable: false,
                 };
                 match entry {
+                    // `pki/tls/cert.pem`: a nested link needs its directory first.
+                    EtcEntry::Symlink(target) if name.contains('/') => {
+                        let parent = path.parent().map(Path::to_path_buf);
+                        ops.extend(parent.map(|path| MountOp::Mkdir { path }));
+                        ops.push(MountOp::Symlink {
+                            target: target.clone(),
+                            path,
+                        });
+                    }
                     EtcEntry::Symlink(target) => ops.push(MountOp::Symlink {
                         target: target.clone(),
                         path,
@@ -244,6 +215,10 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
                         mode: *mode,
                     }),
                     EtcEntry::BigFile => {
+                        if name.contains('/') {
+                            let parent = path.parent().map(Path::to_path_buf);
+                            ops.extend(parent.map(|path| MountOp::Mkdir { path }));
+                        }
                         ops.push(MountOp::Touch { path: path.clone() });
                         ops.push(bind(path));
                     }
@@ -257,6 +232,7 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
             ops.push(file("/etc/passwd", PASSWD));
             ops.push(file("/etc/group", GROUP));
             ops.push(file("/etc/hostname", &format!("{}\n", policy.hostname)));
+            ops.push(file("/etc/hosts", &hosts(&policy.hostname)));
             for dir in ["/proc", "/dev", "/tmp", SANDBOX_DIR] {
                 ops.push(MountOp::Mkdir { path: p(dir) });
             }
@@ -771,6 +747,57 @@ mod tests {
         assert!(!ops.iter().any(
             |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/shadow"))
         ));
+    }
+
+    #[test]
+    fn nested_etc_entries_get_their_directories_and_hosts_is_the_sandboxs_own() {
+        let mut host = layout();
+        host.etc = vec![
+            ("ssl/certs".into(), EtcEntry::Dir),
+            (
+                "pki/tls/cert.pem".into(),
+                EtcEntry::Symlink("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem".into()),
+            ),
+            ("pki/java/cacerts".into(), EtcEntry::BigFile),
+        ];
+        let ops = plan(&Policy::default(), &host, &[]);
+        let mkdir = |dir: &str| {
+            pos(
+                &ops,
+                |op| matches!(op, MountOp::Mkdir { path } if path == Path::new(dir)),
+            )
+        };
+        let link = pos(
+            &ops,
+            |op| matches!(op, MountOp::Symlink { path, .. } if path == Path::new("/etc/pki/tls/cert.pem")),
+        );
+        assert!(mkdir("/etc/pki/tls") < link);
+        let touch = pos(
+            &ops,
+            |op| matches!(op, MountOp::Touch { path } if path == Path::new("/etc/pki/java/cacerts")),
+        );
+        assert!(mkdir("/etc/pki/java") < touch);
+        let bind = pos(
+            &ops,
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/ssl/certs")),
+        );
+        assert!(mkdir("/etc/ssl/certs") < bind);
+        // Nothing of /etc/ssl but certs: no bind of the parent (and so of ssl/private).
+        assert!(!ops.iter().any(
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/ssl"))
+        ));
+        let hosts = ops.iter().find_map(|op| match op {
+            MountOp::WriteFile { path, contents, .. } if path == Path::new("/etc/hosts") => {
+                Some(String::from_utf8_lossy(contents).into_owned())
+            }
+            _ => None,
+        });
+        assert_eq!(
+            hosts.as_deref(),
+            Some(
+                "127.0.0.1\tlocalhost\n127.0.1.1\tstockade\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            )
+        );
     }
 
     #[test]

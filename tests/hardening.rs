@@ -417,3 +417,166 @@ fn the_wall_clock_does_not_wait_for_a_reader() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(v["status"], "timeout_wall");
 }
+
+#[test]
+fn without_a_pids_controller_rlimit_nproc_holds_the_task_count() {
+    // The none backend with --best-effort cgroup: RLIMIT_NPROC stands in for pids.max, counted
+    // in the sandbox's own user namespace.
+    for who in identities() {
+        let out = stockade(
+            who,
+            &[
+                "run",
+                "--json",
+                "--cgroup-backend",
+                "none",
+                "--pids",
+                "8",
+                "--best-effort",
+                "cgroup",
+                "--",
+                "python3",
+                "-c",
+                "import os, time\nn = 0\ntry:\n    for i in range(20):\n        if os.fork() == 0:\n            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept BlockingIOError:\n    pass\nprint(f'started={n}')",
+            ],
+            None,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stdout = v["stdout"]["data"].as_str().unwrap_or_default();
+        let started: u32 = stdout
+            .trim()
+            .strip_prefix("started=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{who:?}: {v}"));
+        // init + python + the children: at most 8 tasks, so at most 6 children.
+        assert!(
+            (1..=6).contains(&started),
+            "{who:?}: {started} background tasks started under an 8-task limit"
+        );
+        assert_eq!(v["enforced"]["cgroup"]["pids_limit_enforced"], false);
+    }
+}
+
+#[test]
+fn uptime_and_boot_time_are_the_sandbox_s_own() {
+    if !std::path::Path::new("/proc/self/ns/time").exists() {
+        eprintln!("skipped: this kernel has no time namespaces");
+        return;
+    }
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for who in identities() {
+        let v = common::verdict(who, &["--", "cat", "/proc/uptime"]);
+        let inside: f64 = common::stdout_of(&v)
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{who:?}: {v}"));
+        assert!(
+            inside < 60.0 && inside < host,
+            "{who:?}: uptime inside {inside} s, host {host} s"
+        );
+        assert_eq!(v["enforced"]["timens"], true, "{who:?}");
+    }
+}
+
+/// The `stockade` subuid range of this host, if any (scripts/test configures one).
+fn stockade_subuid_range() -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/subuid").ok()?;
+    text.lines().find_map(|l| {
+        let mut p = l.split(':');
+        (p.next()? == "stockade")
+            .then(|| Some((p.next()?.parse().ok()?, p.next()?.parse().ok()?)))?
+    })
+}
+
+#[test]
+fn concurrent_sandboxes_of_root_get_their_own_outer_uid() {
+    if !is_root() {
+        eprintln!("skipped: outer ids are leased only when stockade runs as root");
+        return;
+    }
+    let marker = format!("{}.{}", 800, std::process::id() % 1000);
+    let script = format!("echo started; exec sleep {marker}");
+    let mut children: Vec<Child> = (0..2)
+        .map(|_| {
+            spawn(
+                Who::Me,
+                &[
+                    "run",
+                    "--json",
+                    "--wall-time",
+                    "20s",
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ],
+            )
+        })
+        .collect();
+    // Both are running at once.
+    let sleeping = || -> Vec<i32> {
+        processes_with(&format!("sleep {marker}"))
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sleeping().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let payloads = sleeping();
+    assert_eq!(payloads.len(), 2, "both payloads run: {payloads:?}");
+    // The host's nobody may not signal them.
+    for pid in &payloads {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "kill",
+                "-0",
+            ])
+            .arg(pid.to_string())
+            .output()
+            .unwrap();
+        let range = stockade_subuid_range();
+        assert_eq!(
+            out.status.success(),
+            range.is_none(),
+            "nobody signalling a sandbox (subuid range {range:?})"
+        );
+    }
+    let mut uids = Vec::new();
+    for pid in &payloads {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    for child in children.iter_mut() {
+        let mut json = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut json).unwrap();
+        child.wait().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        uids.push(v["enforced"]["outer_uid"].as_u64().unwrap());
+    }
+    match stockade_subuid_range() {
+        Some((start, count)) => {
+            assert_ne!(uids[0], uids[1], "concurrent sandboxes share an outer uid");
+            for uid in &uids {
+                assert!((u64::from(start)..u64::from(start) + u64::from(count)).contains(uid));
+            }
+        }
+        None => assert_eq!(uids, vec![65534, 65534]),
+    }
+}

@@ -621,6 +621,28 @@ fn every_shipped_profile_runs_hello_world() {
     }
     for (name, _) in BUILTIN {
         let p = loader(&[]).load(name).unwrap();
+        // Compiled languages take their program as code (or a file name), not as arguments.
+        let compiled = match *name {
+            "c" => Some("#include <stdio.h>\nint main(void){ puts(\"hello\"); }"),
+            "cpp" => Some("#include <iostream>\nint main(){ std::cout << \"hello\\n\"; }"),
+            "java" => Some(
+                "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }",
+            ),
+            _ => None,
+        };
+        assert_eq!(compiled.is_some(), p.policy.compile.is_some(), "{name}");
+        if let Some(code) = compiled {
+            let run = ["run", "--profile", name, "--code", code];
+            let out = Command::new(bin).args(run).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.trim() == "hello",
+                "{run:?}: status {:?}\nstdout: {stdout}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
+        }
         let (args, code): (Vec<&str>, &str) = match p.policy.argv.first().map(String::as_str) {
             Some("python3") => (vec!["-c", "print('hello')"], "print('hello')"),
             Some("node") => (vec!["-e", "console.log('hello')"], "console.log('hello')"),
@@ -663,6 +685,14 @@ fn docs_document_every_field() {
             "description = \"x\"\n[[rootfs.mounts]]\nzzzzzzzzzzzz = 1\n",
         ),
         (
+            "compile",
+            "description = \"x\"\n[compile]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "compile.limits",
+            "description = \"x\"\n[compile.limits]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
             "limits",
             "description = \"x\"\n[limits]\nzzzzzzzzzzzz = 1\n",
         ),
@@ -686,7 +716,7 @@ fn docs_document_every_field() {
         for field in fields.split(", ") {
             count += 1;
             let tables = [
-                "run", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
+                "run", "compile", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
             ];
             let row = match section.is_empty() && tables.contains(&field) {
                 true => format!("### `[{field}]`"),
@@ -793,4 +823,165 @@ fn the_documented_example_loads() {
     assert_eq!(p.policy.limits.pids, Some(32), "from educational");
     assert_eq!(p.policy.mounts[0].target, PathBuf::from("/data"));
     assert_eq!(p.policy.code.file_name, "main.py");
+}
+
+fn stockade_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn language_with_a_preset_in_one_step() {
+    // The effective policy: python's interpreter with data_science's limits, env and analysis.
+    let out = stockade_cli(&[
+        "run",
+        "--profile",
+        "python",
+        "--preset",
+        "data_science",
+        "--print-policy",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "command = [\"python3\"]",
+        "memory = \"4GiB\"",
+        "wall = \"120s\"",
+        "OPENBLAS_NUM_THREADS = \"2\"",
+        "PYTHONUNBUFFERED = \"1\"",
+        "preset = \"data_science\"",
+        "language = \"python\"",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    // `profile show` shows the same composition.
+    let out = stockade_cli(&["profile", "show", "--json", "node", "--preset", "strict"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "node+strict");
+    assert_eq!(v["policy"]["argv"], serde_json::json!(["node"]));
+    assert_eq!(v["policy"]["limits"]["memory"], 128 << 20);
+    assert_eq!(v["policy"]["analysis"]["mode"], "enforce");
+    // And it runs: the preset's environment reaches the program, its limits are in the verdict.
+    let out = stockade_cli(&[
+        "run",
+        "--json",
+        "--profile",
+        "python",
+        "--preset",
+        "data_science",
+        "--code",
+        "import os; print(os.environ['OMP_NUM_THREADS'], os.environ['MPLBACKEND'])",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["stdout"]["data"], "2 Agg\n", "{v}");
+    assert_eq!(v["limits"]["memory"], 4u64 << 30);
+    assert_eq!(v["limits"]["wall"], 120_000);
+}
+
+#[test]
+fn a_preset_alone_or_in_the_wrong_place_says_what_to_write() {
+    let stderr = |args: &[&str]| {
+        let out = stockade_cli(args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = stderr(&["run", "--profile", "data_science", "--code", "print(1)"]);
+    assert!(e.contains("--profile python --preset data_science"), "{e}");
+    let e = stderr(&[
+        "run",
+        "--profile",
+        "python",
+        "--preset",
+        "data_sciense",
+        "--code",
+        "1",
+    ]);
+    assert!(e.contains("preset `data_sciense` not found"), "{e}");
+    assert!(e.contains("did you mean `data_science`?"), "{e}");
+    let e = stderr(&[
+        "run",
+        "--profile",
+        "python",
+        "--preset",
+        "node",
+        "--code",
+        "1",
+    ]);
+    assert!(e.contains("`node` is a language profile"), "{e}");
+    let e = stderr(&[
+        "run",
+        "--profile",
+        "strict",
+        "--preset",
+        "data_science",
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("`strict` is a security preset"), "{e}");
+    let e = stderr(&["run", "--preset", "python", "--", "true"]);
+    assert!(e.contains("use --profile python"), "{e}");
+    // A preset alone is the profile, and the command follows `--`.
+    let out = stockade_cli(&[
+        "run",
+        "--preset",
+        "educational",
+        "--print-policy",
+        "--",
+        "true",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("memory = \"256MiB\"") && text.contains("wall = \"5s\""),
+        "{text}"
+    );
+}
+
+/// `[compile]`: a stage needs a command, names stay plain, limits are checked like `[limits]`,
+/// and a child inherits (and may adjust) its parent's compile stage.
+#[test]
+fn compile_sections_are_checked_and_inherited() {
+    let e = invalid("description = \"x\"\n[compile.limits]\nwall = \"5s\"\n");
+    assert_eq!(e.field, "compile.command", "{e:?}");
+    assert!(e.message.contains("needs a `command`"), "{e:?}");
+    let e = invalid("description = \"x\"\n[compile]\ncommand = [\"cc\"]\nfile_name = \"../x.c\"\n");
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("compile.file_name", 4),
+        "{e:?}"
+    );
+    let e = invalid(
+        "description = \"x\"\n[compile]\ncommand = [\"cc\"]\n[compile.limits]\nmemory = \"lots\"\n",
+    );
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("compile.limits.memory", 5),
+        "{e:?}"
+    );
+    let e = invalid("description = \"x\"\n[compile]\ncommand = [\"cc\"]\nflags = 1\n");
+    assert!(e.message.contains("unknown field `flags`"), "{e:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let child = write(
+        dir.path(),
+        "fast-c.toml",
+        "description = \"x\"\nextends = \"c\"\n[compile.limits]\nwall = \"2s\"\n",
+    );
+    let p = loader(&[]).load(child.to_str().unwrap()).unwrap().policy;
+    let stage = p.compile.expect("inherited compile stage");
+    assert_eq!(stage.argv[0], "gcc");
+    assert_eq!(stage.limits.wall, Some(Duration::from_secs(2)));
+    assert_eq!(
+        stage.limits.memory,
+        Some(512 << 20),
+        "the rest is the parent's"
+    );
+    assert!(loader(&[]).load("python").unwrap().policy.compile.is_none());
 }

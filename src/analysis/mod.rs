@@ -16,6 +16,7 @@ mod config;
 mod facts;
 mod javascript;
 mod literal;
+mod modules;
 mod preflight;
 mod presets;
 mod python;
@@ -346,8 +347,24 @@ pub const DEFAULT_PRESET: &str = "production";
 /// Analyse `code` as `language` under `preset`. Never fails: code that does not parse is a
 /// `parse-error` finding, and analysis of the parts that did parse goes on.
 pub fn analyze(code: &str, language: Language, preset: &Preset) -> Report {
+    analyze_with(code, language, preset, None)
+}
+
+/// [`analyze`], plus the `allowed_modules`/`blocked_functions` findings of `rules` when given
+/// (`local`: the user's own module names).
+fn analyze_with(
+    code: &str,
+    language: Language,
+    preset: &Preset,
+    rules: Option<(&AnalysisPolicy, &[String])>,
+) -> Report {
     let facts = facts::extract(language, code, 0);
-    let findings = preset.findings(&facts, code);
+    let mut findings = preset.findings(&facts, code);
+    if let Some((policy, local)) = rules {
+        findings.extend(modules::findings(&facts, code, policy, local));
+        // Stable: the preset's order stays within one position.
+        findings.sort_by_key(|f| (f.line, f.column));
+    }
     let max_severity = findings
         .iter()
         .map(|f| f.severity)
@@ -371,6 +388,17 @@ pub fn evaluate(
     code: &str,
     language: Language,
 ) -> Result<PolicyReport, AnalysisError> {
+    evaluate_with_files(policy, code, language, &[])
+}
+
+/// [`evaluate`] knowing the work files (as [`code_of`] takes them): the Python modules among them
+/// are the user's own, which `allowed_modules` does not restrict.
+pub fn evaluate_with_files(
+    policy: &AnalysisPolicy,
+    code: &str,
+    language: Language,
+    files: &[(PathBuf, Vec<u8>)],
+) -> Result<PolicyReport, AnalysisError> {
     let language = match &policy.language {
         Some(name) => Language::from_name(name)
             .ok_or_else(|| AnalysisError::UnknownLanguage { name: name.clone() })?,
@@ -380,7 +408,8 @@ pub fn evaluate(
     if let Some(threshold) = policy.threshold {
         preset = preset.with_threshold(threshold);
     }
-    let report = analyze(code, language, &preset);
+    let local = crate::guard::local_modules(files.iter().map(|(p, _)| p.as_path()));
+    let report = analyze_with(code, language, &preset, Some((policy, &local)));
     Ok(PolicyReport {
         preset: report.preset,
         mode: policy.mode.as_str().to_string(),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{AnalysisError, Language, code_of, evaluate};
+use super::{AnalysisError, Language, code_of, evaluate_with_files};
 use crate::policy::{AnalysisMode, Policy};
 use crate::verdict::PolicyReport;
 
@@ -40,7 +40,8 @@ pub fn preflight(
         });
     };
     let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
-    let report = evaluate(&policy.analysis, &code, language)?;
+    // The files also tell the module checks which imports are the program's own.
+    let report = evaluate_with_files(&policy.analysis, &code, language, files)?;
     Ok(if mode == AnalysisMode::Enforce && !report.safe {
         Preflight::Refuse(report)
     } else {

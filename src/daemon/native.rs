@@ -48,6 +48,9 @@ pub struct ExecuteRequest {
     pub profile: Option<String>,
     /// A language name or alias, resolved like `profile`.
     pub language: Option<String>,
+    /// A security preset applied on top of the language profile (docs/profiles.md,
+    /// "Language × preset"): `{"profile": "python", "preset": "data_science"}`.
+    pub preset: Option<String>,
     /// Code as text, delivered the way the profile says.
     pub code: Option<String>,
     /// Files written to /sandbox; the first is the program.
@@ -63,6 +66,9 @@ pub struct ExecuteRequest {
     /// Lower limits than the profile's.
     #[serde(default)]
     pub limits: LimitsIn,
+    /// Lower limits than the profile's compile stage (compiled languages only).
+    #[serde(default)]
+    pub compile_limits: CompileLimitsIn,
     /// Pre-flight analysis mode: `off`, `warn` or `enforce` (never below the profile's).
     pub check: Option<CheckMode>,
     /// Longest wait for a sandbox slot, in ms (never above the service's queue timeout).
@@ -96,6 +102,30 @@ pub struct LimitsIn {
     pub pids: Option<u64>,
     pub cpus: Option<f64>,
     pub output_bytes: Option<u64>,
+}
+
+/// `compile_limits`: the compile stage's own limits (no `cpus`: a compiler gets the run's share).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileLimitsIn {
+    pub wall_ms: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub output_bytes: Option<u64>,
+}
+
+impl CompileLimitsIn {
+    fn ask(&self) -> LimitAsk {
+        LimitAsk {
+            wall: self.wall_ms.map(Duration::from_millis),
+            cpu: self.cpu_ms.map(Duration::from_millis),
+            memory: self.memory_bytes,
+            pids: self.pids,
+            cpus: None,
+            output: self.output_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -188,6 +218,7 @@ fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
         (None, None) => CodeInput::Args(req.args),
     };
     let l = req.limits;
+    let compile = req.compile_limits.ask();
     Ok(Ask {
         input,
         stdin: req.stdin.map(String::into_bytes),
@@ -200,6 +231,7 @@ fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
             cpus: l.cpus,
             output: l.output_bytes,
         },
+        compile,
         check: req.check.map(AnalysisMode::from),
     })
 }
@@ -236,12 +268,14 @@ pub async fn execute(
         .and_then(|v| v.to_str().ok())
         .and_then(Format::from_accept);
     let profile = profile_name(&req)?;
-    // An unknown profile is answered before the request's own mistakes.
-    app.engine.profile(&profile)?;
+    let preset = req.preset.clone();
+    // An unknown profile or preset is answered before the request's own mistakes.
+    app.engine.resolve(&profile, preset.as_deref())?;
     let queue_timeout = req.queue_timeout_ms.map(Duration::from_millis);
     let request = Request {
         id: id.clone(),
         profile,
+        preset,
         ask: ask(req)?,
         queue_timeout,
         delivery: match format {
@@ -249,6 +283,7 @@ pub async fn execute(
             None => Delivery::Whole,
         },
         output_cap: None,
+        lenient_compile: false,
     };
     Ok(
         match app.engine.submit(&http::caller(&ctx), request).await? {

@@ -27,6 +27,8 @@ pub(super) struct Spec<'a> {
     pub envp: &'a [CString],
     pub rlimits: &'a [Rlimit],
     pub cap_last_cap: u32,
+    /// Give the payload a time namespace of its own (the kernel has them).
+    pub time_ns: bool,
     /// Inherited memory to zero: the caller's argv and environment blocks.
     pub scrub: [(usize, usize); 2],
     /// Child ends of the pipes: go (read), stdin (read), stdout, stderr, protocol (write).
@@ -79,6 +81,11 @@ fn setup(spec: &Spec) -> Step<Pid> {
     stdio(spec.fds)?;
     // The parent writes the id maps, then releases us; EOF means it died.
     wait_for_byte(GO_FD)?;
+    // Before the uid change: that makes us non-dumpable, and /proc/self/timens_offsets then
+    // belongs to the host's root; before the payload's fork, the first process to enter it.
+    if spec.time_ns {
+        step("time namespace", ns::enter_time_namespace())?;
+    }
     // Root inside the userns; without it file creation on the new tmpfs fails with EOVERFLOW.
     step("user namespace ids", ns::become_root())?;
     // Die with the supervisor. After the uid change: a change of effective uid clears the
@@ -93,6 +100,7 @@ fn setup(spec: &Spec) -> Step<Pid> {
         sys::exit_now(125);
     }
     step("hostname", ns::set_hostname(&spec.policy.hostname))?;
+
     // Nothing mounted from here on may propagate to the host.
     step("mount propagation", fs::make_private())?;
     // The new root, with a fresh /proc, built while the old root is still visible (proc needs it).

@@ -5,8 +5,10 @@ mod child;
 mod echo;
 mod feeder;
 pub mod protocol;
+pub mod stages;
 mod supervise;
 mod watchdog;
+mod workdir;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -39,6 +41,9 @@ pub struct RunOptions<'a> {
     /// When this fd becomes readable or hangs up, the run is killed (the service's client went
     /// away). The verdict then says `signaled` with a "cancelled" message.
     pub cancel: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Outer ids the caller already holds a lease for (a compile stage and its run stage share
+    /// them); `None` leases them for this run ([`ns::IdMap::for_caller`]).
+    pub ids: Option<ns::IdMap>,
 }
 
 impl Default for RunOptions<'_> {
@@ -51,6 +56,7 @@ impl Default for RunOptions<'_> {
             forward_signals: false,
             files: Vec::new(),
             cancel: None,
+            ids: None,
         }
     }
 }
@@ -152,7 +158,13 @@ fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError>
             .iter()
             .map(|(k, v)| cstr(&format!("{k}={v}"), &format!("environment variable {k}")))
             .collect::<Result<_, _>>()?,
-        rlimits: rlimit::plan(&policy.limits, !enforced.memory_limit_enforced),
+        rlimits: rlimit::plan(
+            &policy.limits,
+            rlimit::Backstops {
+                memory: !enforced.memory_limit_enforced,
+                pids: !enforced.pids_limit_enforced,
+            },
+        ),
         group,
     })
 }
@@ -271,6 +283,7 @@ fn run_inner(
         envp: &prep.envp,
         rlimits: &prep.rlimits,
         cap_last_cap: caps::last_cap(),
+        time_ns: ns::time_namespaces_available(),
         scrub: *SCRUB.get_or_init(sys::arg_env_ranges),
         fds: [
             &pipes.go.0,
@@ -284,6 +297,11 @@ fn run_inner(
     let kmsg = (policy.seccomp.default_action == SeccompDefault::Kill)
         .then(seccomp::KmsgWatch::open)
         .flatten();
+    // Held until the run is over (the child closes its inherited copy in its first step).
+    let lease = match opts.ids {
+        Some(ids) => ns::lease::Lease::fixed(ids),
+        None => ns::IdMap::for_caller()?,
+    };
     let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
     let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
         Ok(sys::Cloned::Child) => child::init(&spec),
@@ -295,7 +313,7 @@ fn run_inner(
             });
         }
     };
-    let ids = ns::IdMap::for_caller();
+    let ids = lease.ids;
     // Release the child as soon as it has its ids, then attach the cgroups while it builds its
     // mount tree; it waits for the second byte before forking the payload.
     let release = ids.write(pid).map_err(PrepareError::from).and_then(|()| {
@@ -350,6 +368,7 @@ fn enforced(policy: &Policy, prep: &Prepared, ids: ns::IdMap, verdict: &Verdict)
     e.mountns = true;
     e.ipcns = true;
     e.utsns = true;
+    e.timens = ran && ns::time_namespaces_available();
     e.cgroupns = true;
     e.outer_uid = ids.outer_uid;
     e.capabilities_dropped = ran;

@@ -551,6 +551,7 @@ impl Outcome {
             policy: None,
             seccomp_violation,
             message,
+            compile: None,
         };
         if let Some((status, abi)) = self.landlock {
             verdict.enforced.landlock = crate::verdict::LandlockStatus { status, abi };

@@ -91,6 +91,7 @@ impl Engine {
         })?;
         let output_cap = usize::try_from(prepared.job.policy.limits.output.saturating_mul(2))
             .unwrap_or(usize::MAX);
+        let analysis = prepared.job.policy.analysis.clone();
         let Prepared {
             profile,
             job,
@@ -107,6 +108,7 @@ impl Engine {
                     request_id: request_id.to_string(),
                     profile,
                     report,
+                    analysis,
                     output_cap,
                     hooks: RunHooks {
                         ticket: Some(ticket),

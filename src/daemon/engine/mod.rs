@@ -100,6 +100,8 @@ pub struct Request {
     pub id: String,
     /// A profile name or alias.
     pub profile: String,
+    /// A security preset composed on top of the profile (docs/profiles.md, "Language × preset").
+    pub preset: Option<String>,
     pub ask: Ask,
     /// Longest wait for a sandbox slot; never above the service's queue timeout.
     pub queue_timeout: Option<Duration>,
@@ -107,6 +109,10 @@ pub struct Request {
     /// An output cap the service imposes (not the caller's to ask for, so applied after
     /// authorization), lowered to the profile's: Piston's `output_max_size`.
     pub output_cap: Option<u64>,
+    /// The compile limits are a client's defaults rather than a request (Piston's clients send
+    /// theirs whatever the runtime): after authorization they are lowered to the compile stage as
+    /// the grant left it, and dropped for a profile without one, instead of refused.
+    pub lenient_compile: bool,
 }
 
 /// What became of a submitted request.
@@ -194,11 +200,14 @@ impl Engine {
 
     /// Run `req` for `caller` (see the module documentation for the order of the checks).
     pub async fn submit(&self, caller: &Caller, req: Request) -> Result<Submitted, EngineError> {
-        let mut profile = self.profile(&req.profile)?;
+        let mut profile = self.resolve(&req.profile, req.preset.as_deref())?;
         let mut ask = req.ask;
         self.authorize(caller, &mut profile, &ask)?;
         if let Some(cap) = req.output_cap {
             ask.limits.output = Some(cap.min(profile.policy.limits.output));
+        }
+        if req.lenient_compile {
+            ask.compile = plan::clamp_compile(&profile.policy, &ask.compile);
         }
         let prepared = match plan_off_thread(profile, ask, &req.id).await? {
             Plan::Refuse { profile, verdict } => {
@@ -317,6 +326,33 @@ impl Engine {
             Kind::UnknownProfile,
             format!("no profile or language named `{name}`{hint}"),
         ))
+    }
+
+    /// A profile by name or alias, with `preset` composed on top when given; the composition's
+    /// name (`language+preset`) is what grants list.
+    pub fn resolve(&self, name: &str, preset: Option<&str>) -> Result<Profile, EngineError> {
+        let language = self.profile(name)?;
+        let Some(preset) = preset else {
+            return Ok(language);
+        };
+        let catalog = self.catalog();
+        let Some(found) = catalog.resolve(preset) else {
+            let presets: Vec<String> = catalog
+                .names()
+                .into_iter()
+                .filter(|n| catalog.resolve(n).is_some_and(crate::profile::is_preset))
+                .collect();
+            let hint = crate::profile::nearest(preset, &presets)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            let msg = format!(
+                "no preset named `{preset}` (presets: {}){hint}",
+                presets.join(", ")
+            );
+            return Err(EngineError::new(Kind::InvalidRequest, msg));
+        };
+        crate::profile::compose(&language, found)
+            .map_err(|e| EngineError::new(Kind::InvalidRequest, e.to_string()))
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {

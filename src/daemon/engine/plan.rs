@@ -29,6 +29,9 @@ pub struct Ask {
     pub stdin: Option<Vec<u8>>,
     pub env: Vec<(String, String)>,
     pub limits: LimitAsk,
+    /// Limits of the compile stage (wall, cpu, memory, pids, output); each must stay within the
+    /// profile's compile stage, and a profile without one takes none.
+    pub compile: LimitAsk,
     /// Pre-flight analysis mode; `None` keeps the profile's.
     pub check: Option<AnalysisMode>,
 }
@@ -56,6 +59,7 @@ pub enum Plan {
 pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, EngineError> {
     let mut policy = profile.policy.clone();
     apply_limits(&mut policy, &ask.limits)?;
+    apply_compile_limits(&mut policy, &ask.compile)?;
     apply_env(&mut policy, &ask.env)?;
     if let Some(mode) = ask.check {
         if mode < policy.analysis.mode {
@@ -73,7 +77,7 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, EngineError> {
         ProfileError::NoCommand(name) => EngineError::new(
             Kind::InvalidRequest,
             format!(
-                "profile `{name}` is a preset without an interpreter: give the command in `args`"
+                "profile `{name}` is a preset without an interpreter: give a language with the preset on top (`\"profile\": \"python\", \"preset\": \"{name}\"`) or the command in `args`"
             ),
         ),
         other => EngineError::new(Kind::InvalidRequest, other.to_string()),
@@ -154,6 +158,54 @@ fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), EngineError> 
     l.pids = ask.pids.or(l.pids);
     l.output = ask.output.unwrap_or(l.output);
     Ok(())
+}
+
+/// The compile stage's limits a request asks for, within the profile's compile stage.
+fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), EngineError> {
+    let asked = ask.wall.is_some()
+        || ask.cpu.is_some()
+        || ask.memory.is_some()
+        || ask.pids.is_some()
+        || ask.output.is_some();
+    let Some(stage) = policy.compile.as_mut() else {
+        if asked {
+            let msg = format!(
+                "profile `{}` has no compile stage, so it takes no compile limits",
+                policy.profile
+            );
+            return Err(EngineError::new(Kind::InvalidRequest, msg));
+        }
+        return Ok(());
+    };
+    let l = &mut stage.limits;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    check_max("compile_limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
+    check_max("compile_limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
+    check_max("compile_limits.memory_bytes", ask.memory, l.memory)?;
+    check_max("compile_limits.pids", ask.pids, l.pids)?;
+    check_max("compile_limits.output_bytes", ask.output, Some(l.output))?;
+    l.wall = ask.wall.or(l.wall);
+    l.cpu = ask.cpu.or(l.cpu);
+    l.memory = ask.memory.or(l.memory);
+    l.pids = ask.pids.or(l.pids);
+    l.output = ask.output.unwrap_or(l.output);
+    Ok(())
+}
+
+/// Compile limits that are a client's defaults (`Request::lenient_compile`): wall time, CPU time
+/// and memory lowered to `policy`'s compile stage; nothing for a profile without one.
+pub(super) fn clamp_compile(policy: &Policy, asked: &LimitAsk) -> LimitAsk {
+    let Some(stage) = &policy.compile else {
+        return LimitAsk::default();
+    };
+    let l = &stage.limits;
+    let min_d = |a: Option<Duration>, m: Option<Duration>| a.map(|a| m.map_or(a, |m| a.min(m)));
+    LimitAsk {
+        wall: min_d(asked.wall, l.wall),
+        cpu: min_d(asked.cpu, l.cpu),
+        memory: asked.memory.map(|a| l.memory.map_or(a, |m| a.min(m))),
+        ..LimitAsk::default()
+    }
 }
 
 fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), EngineError> {

@@ -13,6 +13,7 @@ use super::guard::RunHooks;
 use super::spawner::{Execution, Spawner};
 use crate::daemon::launcher::Event;
 use crate::daemon::metrics::Metrics;
+use crate::policy::AnalysisPolicy;
 use crate::verdict::{PolicyReport, Status, Verdict};
 
 /// A job that has a slot and a worker.
@@ -26,6 +27,8 @@ pub struct Run {
     request_id: String,
     profile: String,
     report: Option<PolicyReport>,
+    /// The profile's module and function lists, for the run-time guards' findings.
+    analysis: AnalysisPolicy,
     /// Both output caps together: the most `collect` keeps of the interleaved output.
     output_cap: usize,
     finished: bool,
@@ -43,6 +46,7 @@ pub(super) struct RunParts {
     pub request_id: String,
     pub profile: String,
     pub report: Option<PolicyReport>,
+    pub analysis: AnalysisPolicy,
     pub output_cap: usize,
     pub hooks: RunHooks,
 }
@@ -67,6 +71,7 @@ impl Run {
             request_id: p.request_id,
             profile: p.profile,
             report: p.report,
+            analysis: p.analysis,
             output_cap: p.output_cap,
             finished: false,
             killed: false,
@@ -116,6 +121,7 @@ impl Run {
         if v.policy.is_none() {
             v.policy = self.report.take();
         }
+        crate::guard::add_findings(&self.analysis, &mut v);
         if let Some(h) = self.hooks.take() {
             h.finished(&v);
         }

@@ -142,6 +142,7 @@ fn request(profile: &str, code: &str) -> Request {
     Request {
         id: "test".into(),
         profile: profile.into(),
+        preset: None,
         ask: Ask {
             input: CodeInput::Code {
                 code: code.into(),
@@ -150,11 +151,13 @@ fn request(profile: &str, code: &str) -> Request {
             stdin: None,
             env: Vec::new(),
             limits: LimitAsk::default(),
+            compile: LimitAsk::default(),
             check: None,
         },
         queue_timeout: None,
         delivery: Delivery::Whole,
         output_cap: None,
+        lenient_compile: false,
     }
 }
 

@@ -306,8 +306,9 @@ fn worker(sock: UnixStream, manager: Option<&LimitManager>) -> i32 {
         forward_signals: false,
         files: job.files,
         cancel: Some(sock.as_fd()),
+        ids: None,
     };
-    let verdict = sandbox::run(&job.policy, &opts);
+    let verdict = sandbox::stages::run(&job.policy, opts);
     match FromWorker::Verdict(Box::new(verdict)).write_to(&mut &sock) {
         Ok(()) => 0,
         Err(_) => 1,
