@@ -514,3 +514,60 @@ async fn the_service_output_cap_applies_after_authorization() {
     let jobs = fake.jobs.lock().unwrap();
     assert_eq!(jobs[0].policy.limits.output, 100, "never above the grant");
 }
+
+#[tokio::test]
+async fn presets_compose_and_unknown_ones_are_refused() {
+    let (engine, fake) = engine();
+    let anyone = caller(Grant::default());
+    let mut r = request("python", "print(1)");
+    r.preset = Some("nope".into());
+    assert_eq!(
+        kind_of(&engine, &anyone, r.clone()).await,
+        Kind::InvalidRequest
+    );
+    r.preset = Some("strict".into());
+    engine.submit(&anyone, r).await.unwrap();
+    let jobs = fake.jobs.lock().unwrap();
+    assert!(
+        jobs[0].policy.profile.contains("strict"),
+        "{}",
+        jobs[0].policy.profile
+    );
+}
+
+#[tokio::test]
+async fn lenient_compile_limits_are_lowered_or_dropped_after_authorization() {
+    let (engine, fake) = engine();
+    let anyone = caller(Grant::default());
+    let max = engine
+        .profile("c")
+        .unwrap()
+        .policy
+        .compile
+        .unwrap()
+        .limits
+        .wall
+        .unwrap();
+    // A request's own compile limits: refused without a stage, and above the stage's maximum.
+    let mut r = request("python", "print(1)");
+    r.ask.compile.wall = Some(Duration::from_secs(1));
+    assert_eq!(
+        kind_of(&engine, &anyone, r.clone()).await,
+        Kind::InvalidRequest
+    );
+    let mut c = request("c", "int main(void) { return 0; }");
+    c.ask.compile.wall = Some(max + Duration::from_secs(1));
+    assert_eq!(
+        kind_of(&engine, &anyone, c.clone()).await,
+        Kind::LimitExceedsProfile
+    );
+    // A client's defaults (Piston): dropped without a stage, lowered to the stage otherwise.
+    r.lenient_compile = true;
+    c.lenient_compile = true;
+    engine.submit(&anyone, r).await.unwrap();
+    engine.submit(&anyone, c).await.unwrap();
+    let jobs = fake.jobs.lock().unwrap();
+    assert!(jobs[0].policy.compile.is_none());
+    let stage = jobs[1].policy.compile.as_ref().unwrap();
+    assert_eq!(stage.limits.wall, Some(max));
+}
