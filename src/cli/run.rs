@@ -65,7 +65,7 @@ pub struct RunArgs {
     /// Wall-clock limit, e.g. 2s or 500ms (default 10s; 0 for none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wall_time: Option<std::time::Duration>,
-    /// CPU-time limit of the whole sandbox, e.g. 1s.
+    /// CPU-time limit of the whole sandbox, e.g. 1s (0 for none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub cpu_time: Option<std::time::Duration>,
     /// Memory limit, e.g. 512m or 1.5GiB (k/m/g and KiB/MiB/GiB binary, KB/MB/GB decimal; cgroup;
@@ -371,7 +371,10 @@ pub fn apply_args(policy: &mut Policy, args: &RunArgs) -> anyhow::Result<()> {
     if let Some(w) = args.wall_time {
         l.wall = (!w.is_zero()).then_some(w);
     }
-    l.cpu = args.cpu_time.or(l.cpu);
+    if let Some(c) = args.cpu_time {
+        // As with --wall-time, 0 lifts the profile's limit (it used to end every run at once).
+        l.cpu = (!c.is_zero()).then_some(c);
+    }
     l.memory = args.memory.or(l.memory);
     l.pids = args.pids.or(l.pids);
     if let Some(c) = args.cpus {
