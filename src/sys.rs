@@ -7,6 +7,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
+mod notify;
+pub use self::notify::*;
+
 /// `CLONE_INTO_CGROUP` (linux/sched.h). libc's constant is deprecated and overflows `c_int`.
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
@@ -417,7 +420,10 @@ pub fn set_sigchld_ignored(ignored: bool) -> Result<(), Errno> {
 /// `SCM_RIGHTS` (received close-on-exec, so none leaks into a later `execve`; any further ones
 /// are closed). Returns the datagram's length, 0 when the peer closed its end, and the
 /// descriptor if one came.
-pub fn recv_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), Errno> {
+pub fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Option<OwnedFd>), Errno> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let mut iov = [std::io::IoSliceMut::new(buf)];

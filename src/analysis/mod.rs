@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use config::CONSTRUCTS;
-pub use preflight::{Preflight, preflight};
+pub use preflight::{Preflight, Scope, preflight};
 pub use rules::{Preset, Rule};
 
 use crate::policy::AnalysisPolicy;

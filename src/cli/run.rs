@@ -118,7 +118,8 @@ pub struct RunArgs {
     /// Network: `none` (default: no interface, only AF_UNIX sockets) or `loopback`.
     #[arg(long, value_enum)]
     pub network: Option<NetworkArg>,
-    /// What seccomp does with a syscall outside the allowlist: kill (default), errno, log.
+    /// What seccomp does with a syscall outside the allowlist: errno (default: ENOSYS, counted in
+    /// the verdict), kill, log. The dangerous calls (ptrace, mount, bpf…) kill in every mode.
     #[arg(long, value_enum)]
     pub seccomp: Option<SeccompArg>,
     /// Allow one more syscall by name (repeatable).
@@ -298,7 +299,8 @@ fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Resu
         _ => None,
     };
     let decision =
-        crate::analysis::preflight(policy, &known, stdin_bytes).context("policy analysis")?;
+        crate::analysis::preflight(policy, &known, stdin_bytes, analysis::Scope::Program)
+            .context("policy analysis")?;
     Ok(match decision {
         analysis::Preflight::Off => Preflight::Skip,
         analysis::Preflight::NoCode { enforced: true } => bail!(

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 pub use config::{Config, Listen};
+pub use http::panic;
 
 /// Run the service until SIGTERM/SIGINT. Must be called while the process is single-threaded:
 /// the launcher is forked first, then the tokio runtime is built.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::app::App;
-use super::engine::{Ask, Delivery, LimitAsk, Request, Submitted};
+use super::engine::{Ask, Delivery, LimitAsk, Request, Submitted, limits};
 use super::http::stream::{self, Format};
 use super::http::{self, Api, ApiError, Code, RequestBody, RequestId};
 use super::route::{RouteKind, Shape};
@@ -34,7 +34,7 @@ pub fn api() -> Api {
         .probe("/metrics", RouteKind::Metrics, get(metrics))
         .route("/", get(http::root))
         .execution("/v1/execute", Method::POST, post(execute))
-        .route("/v1/check", post(check))
+        .analysis("/v1/check", Method::POST, post(check))
         .route("/v1/profiles", get(profiles))
         .route("/v1/profiles/{name}", get(profile))
         .route("/v1/runtimes", get(runtimes))
@@ -54,14 +54,15 @@ pub struct ExecuteRequest {
     /// Code as text, delivered the way the profile says.
     pub code: Option<String>,
     /// Files written to /sandbox; the first is the program.
+    #[serde(default, deserialize_with = "limits::de_files")]
     pub files: Option<Vec<FileIn>>,
     /// Arguments after the program (or the whole command under a preset).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::de_args")]
     pub args: Vec<String>,
     /// Standard input, then end of file.
     pub stdin: Option<String>,
     /// Extra environment variables.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::de_env")]
     pub env: BTreeMap<String, String>,
     /// Lower limits than the profile's.
     #[serde(default)]
@@ -192,7 +193,7 @@ fn profile_name(req: &ExecuteRequest) -> Result<String, ApiError> {
     }
 }
 
-fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
+pub(super) fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
     let input = match (req.code, req.files) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
@@ -270,7 +271,8 @@ pub async fn execute(
     let profile = profile_name(&req)?;
     let preset = req.preset.clone();
     // An unknown profile or preset is answered before the request's own mistakes.
-    app.engine.resolve(&profile, preset.as_deref())?;
+    app.engine
+        .resolve(&profile, preset.as_deref(), &ctx.grant)?;
     let queue_timeout = req.queue_timeout_ms.map(Duration::from_millis);
     let request = Request {
         id: id.clone(),
@@ -347,16 +349,20 @@ pub struct CheckRequest {
     pub preset: Option<String>,
 }
 
-/// `POST /v1/check`: the pre-flight analysis alone, under a profile's (or a named) preset.
+/// `POST /v1/check`: the pre-flight analysis alone, under a profile's (or a named) preset. A
+/// profile must be granted to the caller, as for execute.
 pub async fn check(
     State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
     RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
     let req: CheckRequest = parse(&headers, &bytes)?;
     let (policy, language) = match (&req.profile, &req.language) {
         (Some(p), None) => {
-            let p = app.engine.profile(p)?.policy;
+            let p = app.engine.profile(p, &ctx.grant)?;
+            app.engine.check_granted(&http::caller(&ctx), &p.name)?;
+            let p = p.policy;
             let lang = Language::from_argv(&p.argv).unwrap_or(Language::Shell);
             (p.analysis, lang)
         }
@@ -396,33 +402,46 @@ pub async fn check(
     Ok(Json(report).into_response())
 }
 
-/// `GET /v1/profiles`.
-pub async fn profiles(State(app): State<Arc<App>>) -> Response {
-    Json(app.catalog().summaries()).into_response()
+/// `GET /v1/profiles`: the profiles granted to the caller.
+pub async fn profiles(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
+    let mut list = app.catalog().summaries();
+    list.retain(|s| ctx.grant.allows(&s.name));
+    Json(list).into_response()
 }
 
-/// `GET /v1/profiles/{name}`.
+/// `GET /v1/profiles/{name}`: 404 for a profile not granted to the caller, as for one that does
+/// not exist.
 pub async fn profile(
     State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = app.engine.profile(&name)?;
+    let p = app.engine.profile(&name, &ctx.grant)?;
     let summary = app
         .catalog()
         .summaries()
         .into_iter()
+        .filter(|s| ctx.grant.allows(&s.name))
         .find(|s| s.name == p.name);
     summary
         .map(|s| Json(s).into_response())
         .ok_or_else(|| ApiError::new(Code::UnknownProfile, format!("no profile named `{name}`")))
 }
 
-/// `GET /v1/runtimes`: profiles with an interpreter, with the interpreter's version.
-pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
+/// `GET /v1/runtimes`: profiles with an interpreter granted to the caller, with the
+/// interpreter's version.
+pub async fn runtimes(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
     let versions = app.versions().await;
     let catalog = app.catalog();
     let list: Vec<_> = catalog
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .map(|p| {
             let version = App::version_of(&versions, &p.name).map(|v| v.to_string());
             json!({
@@ -478,3 +497,7 @@ async fn openapi() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+#[path = "native_tests.rs"]
+mod tests;

@@ -13,8 +13,11 @@ pub enum RouteKind {
     Health,
     /// `/metrics`.
     Metrics,
-    /// A route that starts sandboxes.
+    /// A route that starts sandboxes: the principal's request rate and sandbox cap apply.
     Execution,
+    /// A route that parses code without running it (`/v1/check`): it shares the principal's
+    /// request rate.
+    Analysis,
     #[default]
     Other,
 }

@@ -31,12 +31,15 @@ pub(super) struct Spec<'a> {
     pub time_ns: bool,
     /// Inherited memory to zero: the caller's argv and environment blocks.
     pub scrub: [(usize, usize); 2],
-    /// Child ends of the pipes: go (read), stdin (read), stdout, stderr, protocol (write).
-    pub fds: [RawFd; 5],
+    /// Child ends of the pipes: go (read), stdin (read), stdout, stderr, protocol (write), and
+    /// the seccomp listener hand-over socket.
+    pub fds: [RawFd; 6],
 }
 
 /// The release pipe in the child (from `stdio` on); closed before the payload is forked.
 const GO_FD: RawFd = CHILD_FD + 1;
+/// The socket the payload sends its seccomp listener on; closed before `execve`.
+const NOTIFY_FD: RawFd = GO_FD + 1;
 
 /// Signals the init forwards to the payload.
 const FORWARDED: [Signal; 6] = [
@@ -140,6 +143,7 @@ fn setup(spec: &Spec) -> Step<Pid> {
     match step("fork payload", sys::fork())? {
         ForkResult::Child => payload(spec),
         ForkResult::Parent { child } => {
+            step("close", nix::unistd::close(NOTIFY_FD))?;
             // The init keeps no privileges either: it only waits, reaps and forwards.
             step(
                 "drop capabilities (init)",
@@ -189,8 +193,13 @@ fn payload(spec: &Spec) -> ! {
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
             ),
         )?;
-        // Seccomp last: everything above uses syscalls the allowlist refuses.
-        step("seccomp", spec.filters.apply())?;
+        // Seccomp last: everything above uses syscalls the allowlist refuses. The listener goes
+        // to the supervisor, which answers refused calls; the payload keeps no copy of it.
+        step(
+            "seccomp",
+            spec.filters.apply_notifying(sys::borrow_fd(NOTIFY_FD)),
+        )?;
+        step("close", nix::unistd::close(NOTIFY_FD))?;
         Ok(outcome)
     })();
     let outcome = ready.unwrap_or_else(|e| failed(e));
@@ -299,16 +308,19 @@ fn wait_for_byte(fd: RawFd) -> Step {
     }
 }
 
-/// Move the pipes to 0-4 and close everything else.
-fn stdio(fds: [RawFd; 5]) -> Step {
-    let [go, stdin, stdout, stderr, proto] = fds;
-    let mut moved = [0; 5];
+/// Move the pipes to 0-5 and close everything else.
+fn stdio(fds: [RawFd; 6]) -> Step {
+    let [go, stdin, stdout, stderr, proto, notify] = fds;
+    let mut moved = [0; 6];
     // Copy every source above the targets first, so no dup2 clobbers a source not yet moved.
-    for (slot, from) in moved.iter_mut().zip([stdin, stdout, stderr, proto, go]) {
+    for (slot, from) in moved
+        .iter_mut()
+        .zip([stdin, stdout, stderr, proto, go, notify])
+    {
         *slot = step("fcntl(F_DUPFD)", sys::dup_above(from, 64))?;
     }
-    for (from, to) in moved.into_iter().zip([0, 1, 2, CHILD_FD, GO_FD]) {
+    for (from, to) in moved.into_iter().zip([0, 1, 2, CHILD_FD, GO_FD, NOTIFY_FD]) {
         step("dup2", sys::dup2(from, to))?;
     }
-    step("close_range", sys::close_from(GO_FD + 1))
+    step("close_range", sys::close_from(NOTIFY_FD + 1))
 }

@@ -252,9 +252,12 @@ struct Pipes {
     stdout: (OwnedFd, OwnedFd),
     stderr: (OwnedFd, OwnedFd),
     proto: (OwnedFd, OwnedFd),
+    /// (supervisor, child): the payload sends its seccomp listener over it (SCM_RIGHTS).
+    notify: (OwnedFd, OwnedFd),
 }
 
 fn pipes() -> Result<Pipes, PrepareError> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     let p = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(PrepareError::Pipe);
     Ok(Pipes {
         go: p()?,
@@ -262,6 +265,13 @@ fn pipes() -> Result<Pipes, PrepareError> {
         stdout: p()?,
         stderr: p()?,
         proto: p()?,
+        notify: socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(PrepareError::Pipe)?,
     })
 }
 
@@ -291,12 +301,10 @@ fn run_inner(
             &pipes.stdout.1,
             &pipes.stderr.1,
             &pipes.proto.1,
+            &pipes.notify.1,
         ]
         .map(AsRawFd::as_raw_fd),
     };
-    let kmsg = (policy.seccomp.default_action == SeccompDefault::Kill)
-        .then(seccomp::KmsgWatch::open)
-        .flatten();
     // Held until the run is over (the child closes its inherited copy in its first step).
     let lease = match opts.ids {
         Some(ids) => ns::lease::Lease::fixed(ids),
@@ -335,18 +343,18 @@ fn run_inner(
         stderr,
         proto,
         go,
+        notify,
     } = pipes;
     // The release pipe's write end stays open until the run is over: the child takes its
     // hang-up as the supervisor's death (see `child::setup`).
     let (go_read, _supervisor_alive) = go;
-    drop((go_read, stdin.0, stdout.1, stderr.1, proto.1));
+    drop((go_read, stdin.0, stdout.1, stderr.1, proto.1, notify.1));
     let outcome = supervise::Supervisor {
         policy,
-        pid,
         pidfd: &pidfd,
         group: prep.group.as_ref(),
         started,
-        kmsg,
+        notify: seccomp::Notifier::new(&prep.filters, notify.0),
     }
     .run(opts, [stdin.1, stdout.0, stderr.0, proto.0]);
     let mut verdict = outcome.into_verdict(policy, prep.group.as_ref());

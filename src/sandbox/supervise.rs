@@ -16,7 +16,7 @@ use super::protocol::{self, Exit, Message};
 use super::watchdog::Deadline;
 use crate::cgroup::RunGroup;
 use crate::policy::{OutputMode, Policy};
-use crate::verdict::{CpuTime, SeccompViolation, Status, Stream, Verdict};
+use crate::verdict::{CpuTime, SeccompDenied, SeccompViolation, Status, Stream, Verdict};
 use crate::{seccomp, sys};
 
 /// Where the payload's standard input comes from.
@@ -57,11 +57,11 @@ pub(super) const CHUNK: usize = 64 * 1024;
 
 pub(super) struct Supervisor<'a> {
     pub policy: &'a Policy,
-    pub pid: i32,
     pub pidfd: &'a OwnedFd,
     pub group: Option<&'a RunGroup>,
     pub started: Instant,
-    pub kmsg: Option<seccomp::KmsgWatch>,
+    /// Answers the payload's refused syscalls and kills the callers of dangerous ones.
+    pub notify: seccomp::Notifier,
 }
 
 #[derive(Default)]
@@ -82,7 +82,8 @@ pub(super) struct Outcome {
     stdout: Capture,
     stderr: Capture,
     wall: Duration,
-    seccomp_nr: Option<i64>,
+    seccomp_violation: Option<SeccompViolation>,
+    seccomp_denied: Vec<SeccompDenied>,
     cancelled: bool,
 }
 
@@ -102,12 +103,10 @@ struct Io<'a> {
     buf: Vec<u8>,
 }
 
-/// Where the run is: the init's end, the payload's host pid (for the seccomp audit record), and
-/// how many interrupts we received.
+/// Where the run is: the init's end, and how many interrupts we received.
 #[derive(Default)]
 struct Progress {
     init_done: Option<Instant>,
-    payload_pid: Option<i32>,
     interrupts: u32,
 }
 
@@ -123,7 +122,8 @@ const SIGNALS: usize = 7;
 const CANCEL: usize = 8;
 const ECHO_OUT: usize = 9;
 const ECHO_ERR: usize = 10;
-const SLOTS: usize = 11;
+const NOTIFY: usize = 11;
+const SLOTS: usize = 12;
 
 impl<'a> Supervisor<'a> {
     /// Supervise until the init is gone and the pipes are drained.
@@ -158,6 +158,8 @@ impl<'a> Supervisor<'a> {
         for queue in &mut io.queues {
             queue.finish();
         }
+        out.seccomp_violation = self.notify.violation();
+        out.seccomp_denied = self.notify.denied();
         out
     }
 
@@ -181,12 +183,6 @@ impl<'a> Supervisor<'a> {
         }
         if let Some(sigs) = io.signals.take() {
             restore_signals(sigs);
-        }
-        if out.exit.is_some_and(|e| e.signal == Some(libc::SIGSYS)) {
-            out.seccomp_nr = self
-                .kmsg
-                .as_mut()
-                .and_then(|k| k.find_kill(run.payload_pid));
         }
     }
 
@@ -259,6 +255,7 @@ impl<'a> Supervisor<'a> {
             io.queues[1]
                 .wants_output()
                 .map(|fd| (fd, PollFlags::POLLOUT)),
+            self.notify.poll_fd().map(|fd| (fd, PollFlags::POLLIN)),
         ];
         let mut pfds: Vec<PollFd> = Vec::with_capacity(SLOTS);
         let mut index = [usize::MAX; SLOTS];
@@ -293,7 +290,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         if ready[PROTO] {
-            self.read_protocol(io, out, run);
+            self.read_protocol(io, out);
         }
         if ready[STDIN_SOURCE] {
             io.feeder.fill();
@@ -323,12 +320,15 @@ impl<'a> Supervisor<'a> {
             out.cancelled = true;
             self.kill(out, Status::Signaled);
         }
+        if ready[NOTIFY] && self.notify.serve() == seccomp::Served::EndRun {
+            self.kill(out, Status::SeccompViolation);
+        }
         if ready[PIDFD] {
             self.reap_init(io, out, run);
         }
     }
 
-    fn read_protocol(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+    fn read_protocol(&self, io: &mut Io, out: &mut Outcome) {
         let n = match nix::unistd::read(&io.proto, &mut io.buf) {
             Ok(0) | Err(Errno::EBADF) => {
                 io.proto_open = false;
@@ -345,7 +345,6 @@ impl<'a> Supervisor<'a> {
                     landlock_abi,
                 } => {
                     out.landlock = Some((landlock_status, landlock_abi));
-                    run.payload_pid = sys::children_of(self.pid).first().copied();
                 }
                 Message::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
                 Message::Exited(exit) => out.exit = Some(exit),
@@ -452,7 +451,8 @@ impl Outcome {
             stdout: open(),
             stderr: open(),
             wall: Duration::ZERO,
-            seccomp_nr: None,
+            seccomp_violation: None,
+            seccomp_denied: Vec::new(),
             cancelled: false,
         }
     }
@@ -488,6 +488,9 @@ impl Outcome {
             Status::Oom
         } else if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = self.killed_for {
             why
+        } else if self.seccomp_violation.is_some() {
+            // A dangerous call anywhere in the tree, even if the top process went on and exited.
+            Status::SeccompViolation
         } else if let Some(e) = exit {
             match (e.code, e.signal) {
                 (_, Some(libc::SIGSYS)) => Status::SeccompViolation,
@@ -529,12 +532,11 @@ impl Outcome {
                 .map(|e| CpuTime::from_micros(e.user_us, e.sys_us))
                 .unwrap_or_default(),
         };
-        let seccomp_violation = (status == Status::SeccompViolation).then(|| SeccompViolation {
-            syscall: self
-                .seccomp_nr
-                .and_then(seccomp::syscall_name)
-                .map(str::to_string),
-            nr: self.seccomp_nr,
+        let seccomp_violation = (status == Status::SeccompViolation).then(|| {
+            self.seccomp_violation.unwrap_or(SeccompViolation {
+                syscall: None,
+                nr: None,
+            })
         });
         let mut verdict = Verdict {
             status,
@@ -554,6 +556,7 @@ impl Outcome {
             enforced: Default::default(),
             policy: None,
             seccomp_violation,
+            seccomp_denied: self.seccomp_denied,
             message,
             compile: None,
         };

@@ -12,7 +12,8 @@
 pub(crate) enum Check {
     /// `clone(flags, ...)`: allowed only when no `CLONE_NEW*` bit is set in the flags.
     CloneNoNamespace,
-    /// `socket(domain, ...)`: allowed only for the families of the network mode.
+    /// `socket(domain, type, protocol)`: the families of the network mode, plus `AF_NETLINK`
+    /// with `NETLINK_ROUTE` (read-only interface lists in the sandbox's own network namespace).
     SocketFamily,
     /// `socketpair(domain, ...)`: `AF_UNIX` only.
     SocketpairUnix,
@@ -31,6 +32,8 @@ pub(crate) const CLONE_NEW_MASK: u32 =
 pub(crate) const TIOCSTI: u32 = 0x5412;
 /// `TIOCLINUX` selection paste on a virtual console: the same injection on a VT.
 pub(crate) const TIOCLINUX: u32 = 0x541C;
+/// `NETLINK_ROUTE`: interface and address lists (glibc `getifaddrs`).
+pub(crate) const NETLINK_ROUTE: u32 = 0;
 /// `personality(0xffffffff)` returns the current persona without changing it.
 pub(crate) const PERSONALITY_QUERY: u32 = 0xffff_ffff;
 /// `PER_LINUX`, the only persona a payload may set.
@@ -226,6 +229,28 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("getpeername", "peer socket address"),
     ("getsockopt", "socket options (SO_TYPE probes on stdio)"),
     ("setsockopt", "socket options (TCP_NODELAY, SO_REUSEADDR)"),
+    ("bind", "name sockets of the allowed families (AF_UNIX servers, glibc getifaddrs' netlink)"),
+    ("listen", "accept connections on AF_UNIX sockets (multiprocessing managers, forkserver)"),
+    ("accept", "accept connections (legacy number)"),
+    ("accept4", "accept connections (multiprocessing, libuv)"),
+    // Process-local tuning: each call acts only on the sandbox's own processes and cannot
+    // raise a privilege (measured: OpenBLAS at `import numpy`, python os.nice/os.sched_*).
+    ("mbind", "NUMA policy of own memory (OpenBLAS at import); nodes stay within the cpuset"),
+    ("set_mempolicy", "NUMA policy of the calling thread (OpenBLAS, the JVM with -XX:+UseNUMA)"),
+    ("get_mempolicy", "read the NUMA policy (OpenBLAS, libnuma probes)"),
+    ("set_mempolicy_home_node", "NUMA home node of own memory ranges"),
+    ("sched_setaffinity", "pin own threads to CPUs; the kernel clamps the mask to the cpuset"),
+    ("getpriority", "read nice values (os.getpriority, nice)"),
+    ("setpriority", "nice: only processes visible in the sandbox's PID namespace, and raising priority needs CAP_SYS_NICE"),
+    ("sched_getparam", "read scheduling parameters"),
+    ("sched_getscheduler", "read the scheduling policy (test suites, JVM)"),
+    ("sched_getattr", "read scheduling attributes"),
+    ("sched_get_priority_max", "priority range of a policy"),
+    ("sched_get_priority_min", "priority range of a policy"),
+    ("sched_rr_get_interval", "round-robin time slice"),
+    ("memfd_create", "anonymous tmpfs file: what /tmp already offers, charged to the same memory cgroup"),
+    ("membarrier", "process-wide memory barriers (JIT runtimes, liburcu); no effect outside the process"),
+    ("getcpu", "current CPU and NUMA node (sched_getcpu fallback when the vDSO is absent)"),
 ];
 
 /// Allowed when an argument check passes; any other value gets the hard deny action.
@@ -238,7 +263,7 @@ pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
     (
         "socket",
         Check::SocketFamily,
-        "AF_UNIX always (NSS, IPC); AF_INET/AF_INET6 only with network = loopback",
+        "AF_UNIX always (NSS, IPC); NETLINK_ROUTE for getifaddrs (own netns, read-only without CAP_NET_ADMIN); AF_INET/AF_INET6 only with network = loopback",
     ),
     (
         "socketpair",
@@ -266,15 +291,36 @@ pub(crate) const ENOSYS: &[(&str, &str)] = &[
     ("io_uring_register", "io_uring (see io_uring_setup)"),
 ];
 
-/// Never allowed, whatever a profile says; naming one in `extra_allow` is an error.
+/// Refused with an errno whatever the default action (counted in the verdict's `seccomp_denied`):
+/// privileged operations that fail without capabilities anyway, answered the way the kernel
+/// would, so programs that probe them take their usual error path. A profile cannot allow them.
 #[rustfmt::skip]
-pub(crate) const DENIED: &[(&str, &str)] = &[
+pub(crate) const REFUSED: &[(&str, i32, &str)] = &[
+    ("chroot", libc::EPERM, "the root is fixed before the payload starts (needs CAP_SYS_CHROOT)"),
+    ("name_to_handle_at", libc::EOPNOTSUPP, "file handles only serve open_by_handle_at; callers fall back"),
+    ("acct", libc::EPERM, "host process accounting (needs CAP_SYS_PACCT)"),
+    ("quotactl", libc::EPERM, "host disk quotas"),
+    ("quotactl_fd", libc::EPERM, "host disk quotas"),
+    ("syslog", libc::EPERM, "the host kernel log (dmesg handles EPERM)"),
+    ("settimeofday", libc::EPERM, "the host clock is not namespaced (needs CAP_SYS_TIME)"),
+    ("clock_settime", libc::EPERM, "the host clock is not namespaced (test suites probe it)"),
+    ("clock_adjtime", libc::EPERM, "the host clock is not namespaced"),
+    ("adjtimex", libc::EPERM, "the host clock is not namespaced"),
+    ("vhangup", libc::EPERM, "hangs up the controlling terminal (needs CAP_SYS_TTY_CONFIG)"),
+    ("uselib", libc::ENOSYS, "obsolete a.out loader"),
+    ("nfsservctl", libc::ENOSYS, "obsolete"),
+    ("lookup_dcookie", libc::ENOSYS, "obsolete profiling interface"),
+];
+
+/// Kill the calling process whatever the default action, and report it in the verdict: calls
+/// that defend the kernel (attack surface, escapes). A profile cannot allow them.
+#[rustfmt::skip]
+pub(crate) const KILL: &[(&str, &str)] = &[
     ("unshare", "new namespaces are the sandbox's own job"),
     ("setns", "joining other namespaces"),
     ("mount", "the mount tree is fixed before the payload starts"),
     ("umount2", "unmounting would expose the covered paths"),
     ("pivot_root", "the root is fixed before the payload starts"),
-    ("chroot", "the root is fixed before the payload starts"),
     ("fsopen", "new mount API"),
     ("fsconfig", "new mount API"),
     ("fsmount", "new mount API"),
@@ -303,22 +349,9 @@ pub(crate) const DENIED: &[(&str, &str)] = &[
     ("swapon", "host swap configuration"),
     ("swapoff", "host swap configuration"),
     ("open_by_handle_at", "opens files by handle, bypassing path checks (the shocker escape)"),
-    ("name_to_handle_at", "file handles for open_by_handle_at"),
     ("iopl", "raw I/O port access"),
     ("ioperm", "raw I/O port access"),
     ("modify_ldt", "16-bit segments: old kernel attack surface"),
-    ("acct", "host process accounting"),
-    ("quotactl", "host disk quotas"),
-    ("quotactl_fd", "host disk quotas"),
-    ("syslog", "the host kernel log"),
-    ("settimeofday", "the host clock is not namespaced"),
-    ("clock_settime", "the host clock is not namespaced"),
-    ("clock_adjtime", "the host clock is not namespaced"),
-    ("adjtimex", "the host clock is not namespaced"),
-    ("uselib", "obsolete a.out loader"),
-    ("nfsservctl", "obsolete"),
-    ("vhangup", "hangs up the controlling terminal"),
-    ("lookup_dcookie", "obsolete profiling interface"),
 ];
 
 /// A named set of system calls a profile may add (`seccomp.groups`).
@@ -335,16 +368,14 @@ pub struct Group {
 pub const GROUPS: &[Group] = &[
     Group {
         name: "network",
-        reason: "socket servers and batched I/O on the allowed families; implied by loopback",
-        syscalls: &["bind", "listen", "accept", "accept4", "sendmmsg", "recvmmsg"],
+        reason: "batched datagram I/O (glibc's resolver sends A and AAAA together); implied by loopback",
+        syscalls: &["sendmmsg", "recvmmsg"],
     },
     Group {
         name: "process_control",
-        reason: "priority, CPU affinity and scheduling of the sandbox's own processes",
+        reason: "scheduling policy and I/O priority of the sandbox's own processes (real-time needs RLIMIT_RTPRIO)",
         syscalls: &[
-            "getpriority", "setpriority", "sched_setaffinity", "sched_getparam", "sched_setparam",
-            "sched_getscheduler", "sched_setscheduler", "sched_getattr", "sched_setattr",
-            "sched_get_priority_max", "sched_get_priority_min", "ioprio_get", "ioprio_set",
+            "sched_setparam", "sched_setscheduler", "sched_setattr", "ioprio_get", "ioprio_set",
         ],
     },
     Group {
@@ -378,11 +409,8 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "memory",
-        reason: "page locking (bounded by RLIMIT_MEMLOCK), memfd and residency queries",
-        syscalls: &[
-            "mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore", "memfd_create",
-            "membarrier",
-        ],
+        reason: "page locking (bounded by RLIMIT_MEMLOCK) and residency queries",
+        syscalls: &["mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore"],
     },
 ];
 

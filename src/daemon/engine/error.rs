@@ -10,6 +10,11 @@ pub enum Kind {
     /// The request asks for something impossible (both code and files, a bad variable name, a
     /// preset without a command).
     InvalidRequest,
+    /// The file set cannot be laid out in the work dir (a duplicate, a file that is also a
+    /// directory, a name too long, a path leaving the work dir).
+    InvalidFiles,
+    /// More items or bytes than the service accepts (files, arguments, environment, work dir).
+    RequestTooLarge,
     /// No profile (or language alias) of that name.
     UnknownProfile,
     /// A requested limit above the profile's maximum.
@@ -36,6 +41,8 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::InvalidRequest => "invalid_request",
+            Kind::InvalidFiles => "invalid_files",
+            Kind::RequestTooLarge => "request_too_large",
             Kind::UnknownProfile => "unknown_profile",
             Kind::LimitExceedsProfile => "limit_exceeds_profile",
             Kind::CheckRequired => "check_required",

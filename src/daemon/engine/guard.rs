@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::error::{EngineError, Kind};
+use super::limits::Blame;
 use super::plan::{Ask, Prepared};
 use super::run::{Collected, Run, RunParts};
 use super::{Caller, Engine};
@@ -24,6 +25,15 @@ impl Engine {
         self.counters.forbidden.fetch_add(1, Ordering::Relaxed);
         caller.note(|r| r.reject("forbidden", &message));
         EngineError::new(Kind::Forbidden, message)
+    }
+
+    /// Refused with `forbidden` unless the caller was granted `profile` (for requests other than
+    /// a run, e.g. the pre-flight check alone).
+    pub fn check_granted(&self, caller: &Caller, profile: &str) -> Result<(), EngineError> {
+        caller
+            .grant
+            .check_profile(&caller.principal.name, profile)
+            .map_err(|d| self.forbidden(caller, d.0))
     }
 
     /// Authorize `ask` under `profile` for the caller: the profile must be granted, explicit
@@ -92,10 +102,12 @@ impl Engine {
         let output_cap = usize::try_from(prepared.job.policy.limits.output.saturating_mul(2))
             .unwrap_or(usize::MAX);
         let analysis = prepared.job.policy.analysis.clone();
+        let blame = Blame::new(&prepared.job.files, prepared.tightened);
         let Prepared {
             profile,
             job,
             report,
+            ..
         } = prepared;
         match self.admit_and_spawn(job, queue_timeout, request_id).await {
             Ok((exec, slot)) => Ok(Run::new(
@@ -114,6 +126,7 @@ impl Engine {
                         ticket: Some(ticket),
                         audit: caller.audit.clone(),
                     },
+                    blame,
                 },
             )),
             Err(e) => {
@@ -240,10 +253,14 @@ pub struct RunHooks {
 }
 
 impl RunHooks {
-    pub fn finished(mut self, v: &Verdict) {
+    /// The run ended with `v`; `host_failure` says a set-up failure was the host's (only those
+    /// count towards the breaker: a request whose files cannot be laid out must not close the
+    /// service for everyone).
+    pub fn finished(mut self, v: &Verdict, host_failure: bool) {
         if let Some(t) = self.ticket.take() {
             t.record(match v.status {
-                Status::SetupFailed => Outcome::SetupFailed,
+                Status::SetupFailed if host_failure => Outcome::SetupFailed,
+                Status::SetupFailed => Outcome::Refused,
                 _ => Outcome::Started,
             });
         }
@@ -252,10 +269,15 @@ impl RunHooks {
         }
     }
 
-    /// The worker died without a verdict: the launcher side failed.
-    pub fn failed(mut self) {
+    /// The worker ended without a verdict; `host_failure` when nothing shows the sandbox started
+    /// (the launcher died, or a worker failed before any output).
+    pub fn lost(mut self, host_failure: bool) {
         if let Some(t) = self.ticket.take() {
-            t.record(Outcome::SetupFailed);
+            t.record(if host_failure {
+                Outcome::SetupFailed
+            } else {
+                Outcome::Started
+            });
         }
     }
 }

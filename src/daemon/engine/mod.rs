@@ -19,6 +19,7 @@ mod admission;
 pub mod catalog;
 mod error;
 mod guard;
+pub mod limits;
 mod plan;
 mod registry;
 mod run;
@@ -200,7 +201,7 @@ impl Engine {
 
     /// Run `req` for `caller` (see the module documentation for the order of the checks).
     pub async fn submit(&self, caller: &Caller, req: Request) -> Result<Submitted, EngineError> {
-        let mut profile = self.resolve(&req.profile, req.preset.as_deref())?;
+        let mut profile = self.resolve(&req.profile, req.preset.as_deref(), &caller.grant)?;
         let mut ask = req.ask;
         self.authorize(caller, &mut profile, &ask)?;
         if let Some(cap) = req.output_cap {
@@ -312,13 +313,18 @@ impl Engine {
         }
     }
 
-    /// A profile by name or alias, with a suggestion when there is none.
-    pub fn profile(&self, name: &str) -> Result<Profile, EngineError> {
+    /// A profile by name or alias, with a suggestion when there is none. The "did you mean" hint
+    /// names only profiles `grant` allows, so what others may run does not leak through typos.
+    pub fn profile(&self, name: &str, grant: &Grant) -> Result<Profile, EngineError> {
         let catalog = self.catalog();
         if let Some(p) = catalog.resolve(name) {
             return Ok(p.clone());
         }
-        let names = catalog.names();
+        let names: Vec<String> = catalog
+            .names()
+            .into_iter()
+            .filter(|n| catalog.resolve(n).is_some_and(|p| grant.allows(&p.name)))
+            .collect();
         let hint = crate::profile::nearest(name, &names)
             .map(|n| format!("; did you mean `{n}`?"))
             .unwrap_or_default();
@@ -330,8 +336,13 @@ impl Engine {
 
     /// A profile by name or alias, with `preset` composed on top when given; the composition's
     /// name (`language+preset`) is what grants list.
-    pub fn resolve(&self, name: &str, preset: Option<&str>) -> Result<Profile, EngineError> {
-        let language = self.profile(name)?;
+    pub fn resolve(
+        &self,
+        name: &str,
+        preset: Option<&str>,
+        grant: &Grant,
+    ) -> Result<Profile, EngineError> {
+        let language = self.profile(name, grant)?;
         let Some(preset) = preset else {
             return Ok(language);
         };

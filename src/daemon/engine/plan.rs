@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::error::{EngineError, Kind};
-use crate::analysis::Preflight;
+use super::limits;
+use crate::analysis::{Preflight, Scope};
 use crate::daemon::launcher::Job;
 use crate::policy::{AnalysisMode, Policy};
 use crate::profile::{CodeInput, Profile, ProfileError};
@@ -43,6 +44,9 @@ pub struct Prepared {
     pub job: Job,
     /// The pre-flight report (warn mode, or enforce mode and safe), merged into the verdict.
     pub report: Option<PolicyReport>,
+    /// The request lowered the memory or task limit: a sandbox that dies during set-up may have
+    /// run out of what the request left it, so the failure is not the host's.
+    pub tightened: bool,
 }
 
 #[derive(Debug)]
@@ -92,8 +96,13 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, EngineError> {
     }
     let stdin = code_stdin.or(ask.stdin).unwrap_or_default();
     let files: Vec<_> = files.into_iter().map(|f| (f.target, f.contents)).collect();
+    // Everything the request decides about the sandbox's set-up is checked here, so set-up
+    // failures left over are the host's, never the request's (see `Prepared::tightened`).
+    limits::check_files(&files, &policy)?;
+    limits::check_exec(&policy.argv, &policy.env)?;
+    let tightened = ask.limits.memory.is_some() || ask.limits.pids.is_some();
     let stdin_code = Some(stdin.as_slice());
-    let report = match crate::analysis::preflight(&policy, &files, stdin_code) {
+    let report = match crate::analysis::preflight(&policy, &files, stdin_code, Scope::AllFiles) {
         Ok(Preflight::Off | Preflight::NoCode { enforced: false }) => None,
         Ok(Preflight::NoCode { enforced: true }) => {
             let msg = format!(
@@ -130,23 +139,31 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, EngineError> {
             stdin,
         },
         report,
+        tightened,
     })))
 }
 
 fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), EngineError> {
     let l = &mut policy.limits;
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
-    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
-    check_max("limits.memory_bytes", ask.memory, l.memory)?;
-    check_max("limits.pids", ask.pids, l.pids)?;
-    check_max("limits.output_bytes", ask.output, Some(l.output))?;
+    let max_time = ms(limits::MAX_TIME);
+    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms), max_time)?;
+    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms), max_time)?;
+    check_max(
+        "limits.memory_bytes",
+        ask.memory,
+        l.memory,
+        limits::MAX_MEMORY,
+    )?;
+    check_max("limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
+    check_max("limits.output_bytes", ask.output, Some(l.output), l.output)?;
     if let Some(c) = ask.cpus {
         let over = l.cpus.is_some_and(|max| c > max);
-        if !(c.is_finite() && c > 0.0) || over {
+        if !(c.is_finite() && c >= limits::MIN_CPUS) || over {
             let max = l.cpus.map_or("unlimited".to_string(), |m| m.to_string());
             let msg = format!(
-                "`limits.cpus` must be a positive number of cores up to the profile's maximum ({max})"
+                "`limits.cpus` must be a number of cores from {} up to the profile's maximum ({max})",
+                limits::MIN_CPUS
             );
             return Err(EngineError::new(Kind::LimitExceedsProfile, msg));
         }
@@ -179,11 +196,32 @@ fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), Engin
     };
     let l = &mut stage.limits;
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    check_max("compile_limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
-    check_max("compile_limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
-    check_max("compile_limits.memory_bytes", ask.memory, l.memory)?;
-    check_max("compile_limits.pids", ask.pids, l.pids)?;
-    check_max("compile_limits.output_bytes", ask.output, Some(l.output))?;
+    let max_time = ms(limits::MAX_TIME);
+    check_max(
+        "compile_limits.wall_ms",
+        ask.wall.map(ms),
+        l.wall.map(ms),
+        max_time,
+    )?;
+    check_max(
+        "compile_limits.cpu_ms",
+        ask.cpu.map(ms),
+        l.cpu.map(ms),
+        max_time,
+    )?;
+    check_max(
+        "compile_limits.memory_bytes",
+        ask.memory,
+        l.memory,
+        limits::MAX_MEMORY,
+    )?;
+    check_max("compile_limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
+    check_max(
+        "compile_limits.output_bytes",
+        ask.output,
+        Some(l.output),
+        l.output,
+    )?;
     l.wall = ask.wall.or(l.wall);
     l.cpu = ask.cpu.or(l.cpu);
     l.memory = ask.memory.or(l.memory);
@@ -208,7 +246,14 @@ pub(super) fn clamp_compile(policy: &Policy, asked: &LimitAsk) -> LimitAsk {
     }
 }
 
-fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), EngineError> {
+/// `asked` must be positive and at most the profile's `max`, or the service's `ceiling` where
+/// the profile has no maximum.
+fn check_max(
+    field: &str,
+    asked: Option<u64>,
+    max: Option<u64>,
+    ceiling: u64,
+) -> Result<(), EngineError> {
     match (asked, max) {
         (Some(0), _) => Err(EngineError::new(
             Kind::InvalidRequest,
@@ -217,6 +262,10 @@ fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), En
         (Some(a), Some(m)) if a > m => Err(EngineError::new(
             Kind::LimitExceedsProfile,
             format!("`{field}` {a} exceeds the profile's maximum of {m}"),
+        )),
+        (Some(a), None) if a > ceiling => Err(EngineError::new(
+            Kind::LimitExceedsProfile,
+            format!("`{field}` {a} exceeds the service's maximum of {ceiling}"),
         )),
         _ => Ok(()),
     }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::admission::Slot;
 use super::error::{EngineError, Kind};
 use super::guard::RunHooks;
+use super::limits::Blame;
 use super::spawner::{Execution, Spawner};
 use crate::daemon::launcher::Event;
 use crate::daemon::metrics::Metrics;
@@ -35,6 +36,10 @@ pub struct Run {
     killed: bool,
     /// Reports the end of the run to the breaker and the audit record.
     hooks: Option<RunHooks>,
+    /// Judges a set-up failure: the request's or the host's.
+    blame: Blame,
+    /// Output arrived, so the sandbox was set up and ran.
+    ran: bool,
 }
 
 /// What `Run` needs besides the execution itself.
@@ -49,6 +54,7 @@ pub(super) struct RunParts {
     pub analysis: AnalysisPolicy,
     pub output_cap: usize,
     pub hooks: RunHooks,
+    pub blame: Blame,
 }
 
 /// A finished run: the verdict, plus stdout and stderr interleaved in arrival order (bounded by
@@ -76,6 +82,8 @@ impl Run {
             finished: false,
             killed: false,
             hooks: Some(p.hooks),
+            blame: p.blame,
+            ran: false,
         }
     }
 
@@ -101,7 +109,10 @@ impl Run {
         };
         match event {
             Some(Event::Finished(v)) => Ok(Some(Event::Finished(self.finish(v)))),
-            Some(e) => Ok(Some(e)),
+            Some(e) => {
+                self.ran = true;
+                Ok(Some(e))
+            }
             None => Err(self.lost()),
         }
     }
@@ -110,9 +121,11 @@ impl Run {
         self.finished = true;
         self.metrics
             .verdict(v.status.as_str(), self.started.elapsed());
+        let mut host_failure = false;
         if v.status == Status::SetupFailed {
             let detail = v.message.take().unwrap_or_default();
-            tracing::error!(request_id = %self.request_id, "sandbox set-up failed: {detail}");
+            host_failure = !self.blame.caused_by_request(&detail);
+            tracing::error!(request_id = %self.request_id, host_failure, "sandbox set-up failed: {detail}");
             v.message = Some(format!(
                 "sandbox set-up failed; the service log has the details under request id {}",
                 self.request_id
@@ -123,7 +136,7 @@ impl Run {
         }
         crate::guard::add_findings(&self.analysis, &mut v);
         if let Some(h) = self.hooks.take() {
-            h.finished(&v);
+            h.finished(&v, host_failure);
         }
         v
     }
@@ -131,12 +144,18 @@ impl Run {
     /// The worker ended without a verdict.
     fn lost(&mut self) -> EngineError {
         self.finished = true;
-        if let Some(h) = self.hooks.take() {
-            h.failed();
-        }
         if !self.spawner.alive() {
             tracing::error!(request_id = %self.request_id, "the sandbox launcher died during the run");
+            if let Some(h) = self.hooks.take() {
+                h.lost(true);
+            }
             return super::unavailable();
+        }
+        // After output the sandbox had been set up: the verdict was lost on the way (a worker
+        // that gave up on a reader too slow to take its output), which says nothing about the
+        // host.
+        if let Some(h) = self.hooks.take() {
+            h.lost(!self.ran);
         }
         EngineError::internal(
             &self.request_id,

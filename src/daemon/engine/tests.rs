@@ -256,7 +256,7 @@ async fn planning_refusals_name_their_reason() {
     let (engine, fake) = engine();
     let anyone = caller(Grant::default());
     let max = engine
-        .profile("python")
+        .profile("python", &Grant::default())
         .unwrap()
         .policy
         .limits
@@ -540,7 +540,7 @@ async fn lenient_compile_limits_are_lowered_or_dropped_after_authorization() {
     let (engine, fake) = engine();
     let anyone = caller(Grant::default());
     let max = engine
-        .profile("c")
+        .profile("c", &Grant::default())
         .unwrap()
         .policy
         .compile

@@ -19,6 +19,11 @@ pub enum Code {
     /// The body is well-formed but asks for something impossible (both code and files, a bad
     /// file name, a bad encoding).
     InvalidRequest,
+    /// The file set cannot be laid out in the work dir (a duplicate, a file that is also a
+    /// directory, a name too long, a path leaving the work dir).
+    InvalidFiles,
+    /// More items or bytes than the service accepts (files, arguments, environment, work dir).
+    RequestTooLarge,
     /// The Content-Type is not JSON.
     UnsupportedMediaType,
     /// The body exceeds the configured size.
@@ -54,6 +59,8 @@ impl Code {
         match self {
             Code::InvalidBody => "invalid_body",
             Code::InvalidRequest => "invalid_request",
+            Code::InvalidFiles => "invalid_files",
+            Code::RequestTooLarge => "request_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::BodyTooLarge => "body_too_large",
             Code::RequestTimeout => "request_timeout",
@@ -74,9 +81,11 @@ impl Code {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Code::InvalidBody | Code::InvalidRequest | Code::LimitExceedsProfile => {
-                StatusCode::BAD_REQUEST
-            }
+            Code::InvalidBody
+            | Code::InvalidRequest
+            | Code::InvalidFiles
+            | Code::RequestTooLarge
+            | Code::LimitExceedsProfile => StatusCode::BAD_REQUEST,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -96,6 +105,8 @@ impl From<Kind> for Code {
     fn from(kind: Kind) -> Code {
         match kind {
             Kind::InvalidRequest => Code::InvalidRequest,
+            Kind::InvalidFiles => Code::InvalidFiles,
+            Kind::RequestTooLarge => Code::RequestTooLarge,
             Kind::UnknownProfile => Code::UnknownProfile,
             Kind::LimitExceedsProfile => Code::LimitExceedsProfile,
             Kind::CheckRequired => Code::CheckRequired,
@@ -241,6 +252,8 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "3");
         let kinds = [
             Kind::InvalidRequest,
+            Kind::InvalidFiles,
+            Kind::RequestTooLarge,
             Kind::UnknownProfile,
             Kind::LimitExceedsProfile,
             Kind::CheckRequired,

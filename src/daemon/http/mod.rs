@@ -5,8 +5,9 @@
 //! middleware as a `RouteInfo` on every request; nothing matches literal paths.
 //!
 //! Layers, outermost first: `server::track` (request id, metrics, log line) → `classify` (the
-//! route's declaration) → `security::layer::middleware` (CORS, audit, authentication, rate
-//! limits) → `body::read_once` (size limit, slow-client timeout) → the handler.
+//! route's declaration) → `panic::catch` (a panicking handler is a 500) →
+//! `security::layer::middleware` (CORS, audit, authentication, rate limits) → `body::read_once`
+//! (size limit, slow-client timeout) → the handler.
 //!
 //! Others may use: `Api`, `router`, `ApiError`/`Code`, `RequestBody`, `RequestId`, `caller`, and
 //! `stream`. This folder imports the engine, `security` and `App`; it never imports an API
@@ -14,6 +15,7 @@
 
 pub mod body;
 pub mod error;
+pub mod panic;
 pub mod server;
 pub mod stream;
 
@@ -76,6 +78,11 @@ impl Api {
     /// A route whose `method` starts sandboxes: per-principal rate limits and caps apply.
     pub fn execution(self, path: &str, method: Method, handler: MethodRouter<Arc<App>>) -> Api {
         self.declare(path, Some(method), RouteKind::Execution, handler)
+    }
+
+    /// A route whose `method` parses code without running it: it shares the principal's rate.
+    pub fn analysis(self, path: &str, method: Method, handler: MethodRouter<Arc<App>>) -> Api {
+        self.declare(path, Some(method), RouteKind::Analysis, handler)
     }
 
     /// A health or metrics probe (may be public; audited only when configured).
@@ -183,6 +190,8 @@ pub fn router(app: Arc<App>, apis: Vec<Api>) -> Router {
             Arc::clone(&app.security),
             crate::daemon::security::layer::middleware,
         ))
+        // Inside `track` too: a panicking request is logged and counted as its 500.
+        .layer(middleware::from_fn(panic::catch))
         .layer(middleware::from_fn_with_state(table, classify))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),

@@ -64,9 +64,19 @@ pub async fn track(State(app): State<Arc<App>>, mut req: Request, next: Next) ->
 /// Serve `router` until SIGTERM or SIGINT, then drain.
 pub async fn run(app: Arc<App>, router: Router) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = Vec::new();
+    // Every address is bound before any is served, so a client that finds one answering (a
+    // readiness probe) finds them all.
+    let mut bound = Vec::new();
     for listen in &app.config.listen {
-        servers.push(serve_one(listen, router.clone(), &app.security, stop_rx.clone()).await?);
+        bound.push((listen, bind(listen, &app.security).await?));
+    }
+    let mut servers: Vec<Server> = Vec::new();
+    for (listen, b) in bound {
+        let (router, limits, stop) = (router.clone(), app.security.config.http, stop_rx.clone());
+        servers.push(tokio::spawn(async move {
+            listener::serve(b, router, limits, stop).await;
+            Ok(())
+        }));
         tracing::info!(%listen, "listening");
     }
     let notifier = Notifier::from_env();
@@ -97,15 +107,9 @@ pub async fn run(app: Arc<App>, router: Router) -> anyhow::Result<()> {
 
 type Server = tokio::task::JoinHandle<std::io::Result<()>>;
 
-/// Bind one address and serve it with the security listener (TLS on TCP when configured,
-/// header and slow-client limits, peer identities).
-async fn serve_one(
-    listen: &Listen,
-    router: Router,
-    security: &Security,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Server> {
-    let limits = security.config.http;
+/// Bind one address for the security listener (TLS on TCP when configured; the Unix socket
+/// with its mode).
+async fn bind(listen: &Listen, security: &Security) -> anyhow::Result<Bound> {
     match listen {
         Listen::Tcp(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
@@ -116,11 +120,7 @@ async fn serve_one(
                 .tls
                 .as_ref()
                 .map(|(_, c)| TlsAcceptor::from(Arc::clone(c)));
-            let bound = Bound::Tcp { listener: l, tls };
-            Ok(tokio::spawn(async move {
-                listener::serve(bound, router, limits, stop).await;
-                Ok(())
-            }))
+            Ok(Bound::Tcp { listener: l, tls })
         }
         Listen::Unix { path, mode } => {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -138,10 +138,7 @@ async fn serve_one(
                 .with_context(|| format!("listen on {listen}"))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
                 .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
-            Ok(tokio::spawn(async move {
-                listener::serve(Bound::Unix(l), router, limits, stop).await;
-                Ok(())
-            }))
+            Ok(Bound::Unix(l))
         }
     }
 }

@@ -229,7 +229,7 @@ fn serve(control: &OwnedFd, manager: Option<&LimitManager>) {
     let _ = sys::set_sigchld_ignored(true);
     let mut buf = [0u8; wire::MAX_CONTROL + 1];
     loop {
-        let (len, fd) = match sys::recv_fd(control.as_fd(), &mut buf) {
+        let (len, fd) = match sys::recv_with_fd(control.as_fd(), &mut buf) {
             Ok((0, _)) => return,
             Ok(received) => received,
             Err(e) => {

@@ -12,7 +12,6 @@ mod compile;
 mod request;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -26,7 +25,7 @@ use self::request::{
     args, files, find_runtime, invalid, language_of, parse_lenient, stdin, validate,
 };
 use super::app::App;
-use super::engine::{Ask, Collected, Delivery, LimitAsk, Request, Submitted};
+use super::engine::{Ask, Collected, Delivery, LimitAsk, Request, Submitted, limits};
 use super::http::{self, Api, ApiError, Code, RequestBody, RequestId};
 use super::route::Shape;
 use super::security::layer::Ctx;
@@ -92,17 +91,21 @@ async fn execute_inner(
     let body = parse_lenient(headers, bytes)?;
     let (rt, asked) = validate(app, &body).await?;
     let files = files(&body)?;
-    let ms = |v: Option<f64>| v.map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    let ms = |field: &str, v: Option<f64>| {
+        v.map(|ms| limits::millis(field, ms, limits::MAX_TIME))
+            .transpose()
+    };
     let ask = Ask {
         input: CodeInput::Files {
             files,
-            args: args(&body),
+            args: args(&body)?,
         },
         stdin: Some(stdin(&body)),
         env: Vec::new(),
         limits: LimitAsk {
-            wall: ms(asked[3]),
-            cpu: ms(asked[5]),
+            wall: ms("run_timeout", asked[3])?,
+            cpu: ms("run_cpu_time", asked[5])?,
+            // `validate` bounded it to 0..=MAX_MEMORY, so the conversion is exact.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             memory: asked[1].map(|b| b.round() as u64),
             ..LimitAsk::default()
@@ -276,12 +279,13 @@ fn stage_of(v: &Verdict, output: String) -> StageOut {
     }
 }
 
-/// `GET /api/v2/runtimes`.
-async fn runtimes(State(app): State<Arc<App>>) -> Response {
+/// `GET /api/v2/runtimes`: the runtimes granted to the caller.
+async fn runtimes(State(app): State<Arc<App>>, Extension(ctx): Extension<Arc<Ctx>>) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .filter_map(|p| {
             let v = App::version_of(&versions, &p.name)?;
             let language = language_of(&p.name);
@@ -296,12 +300,14 @@ async fn runtimes(State(app): State<Arc<App>>) -> Response {
     Json(list).into_response()
 }
 
-/// `GET /api/v2/packages`: every installed runtime, as an installed package.
-async fn packages(State(app): State<Arc<App>>) -> Response {
+/// `GET /api/v2/packages`: every installed runtime granted to the caller, as an installed
+/// package.
+async fn packages(State(app): State<Arc<App>>, Extension(ctx): Extension<Arc<Ctx>>) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .filter_map(|p| {
             let v = App::version_of(&versions, &p.name)?;
             let language = language_of(&p.name);

@@ -259,6 +259,11 @@ fn admit(
         }
         refuse(status, code, message, route.shape)
     };
+    if let Err((status, code, msg)) =
+        super::browser::check(req.headers(), req.method(), peer, &sec.config.allowed_hosts)
+    {
+        return Err(reject(status, code, &msg));
+    }
     let public = match route.kind {
         RouteKind::Health => sec.config.public_health,
         RouteKind::Metrics => sec.config.public_metrics,
@@ -309,21 +314,29 @@ fn admit(
     }
     let grant = sec.config.grants.get(&principal.name);
     let mut guard = None;
-    if route.kind == RouteKind::Execution {
+    if matches!(route.kind, RouteKind::Execution | RouteKind::Analysis) {
         if let Some(rate) = grant.rate.or(sec.config.rate.per_principal) {
             let d = sec.principals.take(&principal.name, rate, now);
             decision = Some(decision.map_or(d, |a| a.tighter(d)));
         }
-        if decision.is_none_or(|d| d.allowed) {
-            if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
-                guard = Some(sec.concurrency.try_acquire(&principal.name, max).ok_or_else(|| {
-                    sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let msg = format!("principal `{}` already runs {max} sandboxes; retry when one finishes", principal.name);
-                    let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-                    r
-                })?);
-            }
+    }
+    if route.kind == RouteKind::Execution && decision.is_none_or(|d| d.allowed) {
+        if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
+            guard = Some(
+                sec.concurrency
+                    .try_acquire(&principal.name, max)
+                    .ok_or_else(|| {
+                        sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        let msg = format!(
+                            "principal `{}` already runs {max} sandboxes; retry when one finishes",
+                            principal.name
+                        );
+                        let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                        r
+                    })?,
+            );
         }
     }
     if let Some(d) = decision.filter(|d| !d.allowed) {
