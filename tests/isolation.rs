@@ -95,7 +95,8 @@ fn the_probe_sees_only_its_own_sandbox() {
         dev.sort_unstable();
         assert_eq!(
             dev.join(","),
-            "fd,full,null,random,shm,stderr,stdin,stdout,urandom,zero",
+            // ptmx and pts: the sandbox's own devpts instance (openpty, python's pty module).
+            "fd,full,null,ptmx,pts,random,shm,stderr,stdin,stdout,urandom,zero",
             "{who:?}"
         );
         // The verdict reports the layers.

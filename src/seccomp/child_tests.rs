@@ -272,6 +272,9 @@ mod calls {
     pub fn ioctl_tioclinux() -> i64 {
         raw(unsafe { syscall(SYS_ioctl, -1, libc::TIOCLINUX, NULL) })
     }
+    pub fn ioctl_tiocsetd() -> i64 {
+        raw(unsafe { syscall(SYS_ioctl, -1, libc::TIOCSETD, NULL) })
+    }
     pub fn ioctl_fionread() -> i64 {
         raw(unsafe { syscall(SYS_ioctl, -1, libc::FIONREAD, NULL) })
     }
@@ -436,7 +439,7 @@ fn killed_and_named(mode: SeccompDefault, call: Call) -> Option<String> {
 #[test]
 fn dangerous_calls_kill_in_every_mode_and_are_named() {
     use calls::*;
-    let cases: [(&str, Call); 16] = [
+    let cases: [(&str, Call); 17] = [
         ("mount", mount),
         ("unshare", unshare_user),
         ("setns", setns),
@@ -450,6 +453,7 @@ fn dangerous_calls_kill_in_every_mode_and_are_named() {
         ("ioctl", ioctl_tiocsti),
         ("ioctl", ioctl_tiocsti_high_bits),
         ("ioctl", ioctl_tioclinux),
+        ("ioctl", ioctl_tiocsetd),
         ("personality", personality_read_implies_exec),
         ("personality", personality_addr_no_randomize),
         ("x32", x32_getpid),

@@ -29,17 +29,20 @@ fn check_label(check: Check, network: NetworkMode) -> String {
     match check {
         Check::CloneNoNamespace => format!("allow if flags & CLONE_NEW* == 0, else {no}"),
         Check::SocketFamily if network == NetworkMode::Loopback => format!(
-            "allow if domain is AF_UNIX, AF_INET, AF_INET6 or AF_NETLINK with NETLINK_ROUTE, else {no}"
+            "allow if domain is AF_UNIX, AF_INET/AF_INET6 with protocol 0, TCP, UDP or ICMP, or AF_NETLINK with NETLINK_ROUTE, else {no}"
         ),
         Check::SocketFamily => {
             format!("allow if domain is AF_UNIX or AF_NETLINK with NETLINK_ROUTE, else {no}")
         }
         Check::SocketpairUnix => format!("allow if domain is AF_UNIX, else {no}"),
         Check::IoctlNoTiocsti => {
-            format!("{no} if request (low 32 bits) is TIOCSTI or TIOCLINUX, else allow")
+            format!("{no} if request (low 32 bits) is TIOCSTI, TIOCLINUX or TIOCSETD, else allow")
         }
         Check::PersonalityQueryOrLinux => {
             format!("allow if persona is 0xffffffff (query) or 0 (PER_LINUX), else {no}")
+        }
+        Check::Pipe2NoNotification => {
+            format!("allow unless flags has O_NOTIFICATION_PIPE, else {no}")
         }
     }
 }

@@ -229,6 +229,8 @@ pub fn errno_name(errno: i32) -> String {
 fn check_answer(check: Check) -> Answer {
     match check {
         Check::SocketFamily | Check::SocketpairUnix => Answer::Fail(libc::EAFNOSUPPORT),
+        // What a kernel without CONFIG_WATCH_QUEUE answers.
+        Check::Pipe2NoNotification => Answer::Fail(libc::ENOPKG),
         Check::CloneNoNamespace | Check::IoctlNoTiocsti | Check::PersonalityQueryOrLinux => {
             Answer::Kill
         }
@@ -332,8 +334,11 @@ fn check_leaf(check: Check, network: NetworkMode) -> bpf::Leaf {
                 vec![family(libc::AF_NETLINK), (2, rules::NETLINK_ROUTE)],
             ];
             if network == NetworkMode::Loopback {
-                alts.push(vec![family(libc::AF_INET)]);
-                alts.push(vec![family(libc::AF_INET6)]);
+                for af in [libc::AF_INET, libc::AF_INET6] {
+                    for &protocol in rules::INET_PROTOCOLS {
+                        alts.push(vec![family(af), (2, protocol)]);
+                    }
+                }
             }
             bpf::Leaf::AnyOf {
                 alts,
@@ -349,7 +354,7 @@ fn check_leaf(check: Check, network: NetworkMode) -> bpf::Leaf {
         },
         Check::IoctlNoTiocsti => bpf::Leaf::ArgIn {
             arg: 1,
-            values: vec![rules::TIOCSTI, rules::TIOCLINUX],
+            values: vec![rules::TIOCSTI, rules::TIOCLINUX, rules::TIOCSETD],
             hit: RET_NOTIFY,
             miss: RET_ALLOW,
         },
@@ -358,6 +363,12 @@ fn check_leaf(check: Check, network: NetworkMode) -> bpf::Leaf {
             values: vec![rules::PERSONALITY_QUERY, rules::PER_LINUX],
             hit: RET_ALLOW,
             miss: RET_NOTIFY,
+        },
+        Check::Pipe2NoNotification => bpf::Leaf::ArgMaskClear {
+            arg: 1,
+            mask: rules::O_NOTIFICATION_PIPE,
+            clear: RET_ALLOW,
+            set: RET_NOTIFY,
         },
     }
 }

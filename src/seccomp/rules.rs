@@ -21,7 +21,17 @@ pub(crate) enum Check {
     IoctlNoTiocsti,
     /// `personality(persona)`: query (`0xffffffff`) or plain `PER_LINUX` only.
     PersonalityQueryOrLinux,
+    /// `pipe2(fds, flags)`: any flags but `O_NOTIFICATION_PIPE`.
+    Pipe2NoNotification,
 }
+
+/// `O_NOTIFICATION_PIPE` (= `O_EXCL` on x86_64): a watch-queue pipe, kernel code with a history
+/// of privilege escalations (CVE-2022-0995) that no ordinary program uses.
+pub(crate) const O_NOTIFICATION_PIPE: u32 = 0x80;
+/// Protocols an `AF_INET`/`AF_INET6` socket may ask for in loopback mode: the default (0), TCP,
+/// UDP and the ICMP echo sockets. Others (SCTP 132, DCCP 33, UDP-Lite 136, ...) would have the
+/// kernel autoload their module from inside the sandbox.
+pub(crate) const INET_PROTOCOLS: &[u32] = &[0, 6, 17, 1, 58];
 
 /// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
 /// CLONE_NEWNET`. `CLONE_NEWTIME` (0x80) is not listed: for `clone(2)` that bit lies in the exit
@@ -32,6 +42,10 @@ pub(crate) const CLONE_NEW_MASK: u32 =
 pub(crate) const TIOCSTI: u32 = 0x5412;
 /// `TIOCLINUX` selection paste on a virtual console: the same injection on a VT.
 pub(crate) const TIOCLINUX: u32 = 0x541C;
+/// `TIOCSETD` sets a tty's line discipline: on a pty of the sandbox's own devpts it would load
+/// modules such as n_gsm (CVE-2023-6546) through `dev.tty.ldisc_autoload`; nothing a payload runs
+/// needs another discipline than N_TTY.
+pub(crate) const TIOCSETD: u32 = 0x5423;
 /// `NETLINK_ROUTE`: interface and address lists (glibc `getifaddrs`).
 pub(crate) const NETLINK_ROUTE: u32 = 0;
 /// `personality(0xffffffff)` returns the current persona without changing it.
@@ -65,7 +79,6 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("fcntl", "descriptor flags, O_NONBLOCK, record locks"),
     ("flock", "advisory whole-file locks"),
     ("pipe", "pipes (legacy number of pipe2)"),
-    ("pipe2", "pipes for shell pipelines and subprocess output"),
     ("sendfile", "in-kernel copy (shutil.copyfile, libuv fs.copyFile)"),
     ("copy_file_range", "in-kernel copy (node fs.copyFile, python shutil)"),
     ("fadvise64", "read-ahead hints (python, coreutils)"),
@@ -263,7 +276,7 @@ pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
     (
         "socket",
         Check::SocketFamily,
-        "AF_UNIX always (NSS, IPC); NETLINK_ROUTE for getifaddrs (own netns, read-only without CAP_NET_ADMIN); AF_INET/AF_INET6 only with network = loopback",
+        "AF_UNIX always (NSS, IPC); NETLINK_ROUTE for getifaddrs (own netns, read-only without CAP_NET_ADMIN); AF_INET/AF_INET6 only with network = loopback, and only with protocol 0, TCP, UDP or ICMP (no module autoload)",
     ),
     (
         "socketpair",
@@ -273,7 +286,12 @@ pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
     (
         "ioctl",
         Check::IoctlNoTiocsti,
-        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input (low 32 bits compared)",
+        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input, TIOCSETD loads line disciplines (low 32 bits compared)",
+    ),
+    (
+        "pipe2",
+        Check::Pipe2NoNotification,
+        "pipes for shell pipelines and subprocess output; O_NOTIFICATION_PIPE (watch queues) refused",
     ),
     (
         "personality",

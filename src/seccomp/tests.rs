@@ -74,6 +74,8 @@ fn every_syscall_number_gets_the_tabled_action() {
                 let (want, answer) = match name {
                     // All-zero arguments: no CLONE_NEW*, request 0, PER_LINUX...
                     "clone" | "ioctl" | "personality" => (RET_ALLOW, Some(Answer::Kill)),
+                    // ...and flags 0 carry no O_NOTIFICATION_PIPE.
+                    "pipe2" => (RET_ALLOW, Some(Answer::Fail(libc::ENOPKG))),
                     // ...but domain 0 (AF_UNSPEC) is not an allowed family.
                     "socket" | "socketpair" => (NOTIFY, Some(Answer::Fail(libc::EAFNOSUPPORT))),
                     _ if listed(rules::BASE) || loopback_group => (RET_ALLOW, unlisted_answer),
@@ -129,6 +131,12 @@ fn unlisted_calls_fail_with_enosys_and_dangerous_ones_kill() {
     );
     let k = compile(&policy(SeccompDefault::Kill), NetworkMode::None).unwrap();
     assert_eq!(k.responder().answer(AUDIT_ARCH_X86_64, 1000), Answer::Kill);
+    let pipe2 = i32::try_from(nr("pipe2")).unwrap();
+    assert_eq!(
+        k.responder().answer(AUDIT_ARCH_X86_64, pipe2),
+        Answer::Fail(libc::ENOPKG),
+        "a notification pipe gets what a kernel without watch queues answers"
+    );
     let socket = i32::try_from(nr("socket")).unwrap();
     assert_eq!(
         k.responder().answer(AUDIT_ARCH_X86_64, socket),
@@ -175,6 +183,26 @@ fn argument_checks() {
             "high bits ignored like the kernel"
         );
         let three = |a: u64, b: u64, c: u64| [a, b, c, 0, 0, 0];
+        // Loopback inet sockets: the default protocol, TCP, UDP and ICMP echo only; SCTP, DCCP
+        // and UDP-Lite would autoload their modules.
+        for (family, protocol) in [(2, 6), (2, 17), (2, 1), (10, 6), (10, 58)] {
+            assert_eq!(eval(&f, "socket", three(family, 1, protocol)), inet);
+        }
+        for (family, protocol) in [(2, 132), (10, 132), (2, 33), (2, 136)] {
+            assert_eq!(
+                eval(&f, "socket", three(family, 1, protocol)),
+                kill,
+                "family {family} protocol {protocol}"
+            );
+        }
+        // pipe2: every flag but O_NOTIFICATION_PIPE (watch queues).
+        assert_eq!(
+            eval(&f, "pipe2", two(0, 0o2_000_000)),
+            RET_ALLOW,
+            "O_CLOEXEC"
+        );
+        assert_eq!(eval(&f, "pipe2", two(0, 0o4000)), RET_ALLOW, "O_NONBLOCK");
+        assert_eq!(eval(&f, "pipe2", two(0, 0x80)), kill, "O_NOTIFICATION_PIPE");
         assert_eq!(
             eval(&f, "socket", three(16, 3, 0)),
             RET_ALLOW,
@@ -189,8 +217,14 @@ fn argument_checks() {
         assert_eq!(eval(&f, "socket", two(17, 3)), kill, "AF_PACKET");
         assert_eq!(eval(&f, "socketpair", two(1, 1)), RET_ALLOW);
         assert_eq!(eval(&f, "socketpair", two(2, 1)), kill);
-        // ioctl: TIOCSTI and TIOCLINUX by their low 32 bits.
-        for req in [0x5412, 0x541C, high | 0x5412, (0xdead << 32) | 0x541C] {
+        // ioctl: TIOCSTI, TIOCLINUX and TIOCSETD by their low 32 bits.
+        for req in [
+            0x5412,
+            0x541C,
+            0x5423,
+            high | 0x5412,
+            (0xdead << 32) | 0x541C,
+        ] {
             assert_eq!(eval(&f, "ioctl", two(0, req)), kill, "{req:#x}");
         }
         assert_eq!(eval(&f, "ioctl", two(0, 0x5401)), RET_ALLOW, "TCGETS");
