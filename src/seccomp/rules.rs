@@ -69,6 +69,7 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("pwritev2", "positioned vectored writes with flags (libuv fs)"),
     ("lseek", "seek in files"),
     ("open", "open files (legacy number of openat; paths are Landlock's job)"),
+    ("creat", "create files (legacy number of open; GNU tar uses it)"),
     ("openat", "open files (paths are confined by Landlock and the read-only root)"),
     ("openat2", "open files with RESOLVE_* restrictions (only narrows openat)"),
     ("close", "close descriptors"),
@@ -80,6 +81,8 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("flock", "advisory whole-file locks"),
     ("pipe", "pipes (legacy number of pipe2)"),
     ("sendfile", "in-kernel copy (shutil.copyfile, libuv fs.copyFile)"),
+    ("splice", "move data between a pipe and a descriptor (os.splice, coreutils cat); both ends are the caller's"),
+    ("tee", "duplicate pipe contents between two pipes the caller holds"),
     ("copy_file_range", "in-kernel copy (node fs.copyFile, python shutil)"),
     ("fadvise64", "read-ahead hints (python, coreutils)"),
     ("fallocate", "preallocate file space (within the tmpfs size cap)"),
@@ -261,6 +264,27 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("sched_get_priority_max", "priority range of a policy"),
     ("sched_get_priority_min", "priority range of a policy"),
     ("sched_rr_get_interval", "round-robin time slice"),
+    ("sched_setparam", "scheduling priority of own processes: real-time needs RLIMIT_RTPRIO (0) or CAP_SYS_NICE"),
+    ("sched_setscheduler", "SCHED_OTHER/BATCH/IDLE for own processes (posix_spawn's setscheduler); real-time is refused by the kernel"),
+    ("sched_setattr", "the same through the extended interface"),
+    // Identity: inside the user namespace the payload is root without capabilities, so each call
+    // can only set ids it already has (setreuid(-1, -1), posix_spawn's POSIX_SPAWN_RESETIDS);
+    // anything else needs CAP_SETUID/CAP_SETGID, and setgroups is "deny" for the namespace.
+    ("setuid", "set the uid the process already has (anything else needs CAP_SETUID)"),
+    ("setgid", "set the gid the process already has (anything else needs CAP_SETGID)"),
+    ("setreuid", "real/effective uid to ids already held"),
+    ("setregid", "real/effective gid to ids already held"),
+    ("setresuid", "real/effective/saved uid to ids already held"),
+    ("setresgid", "real/effective/saved gid to ids already held"),
+    ("setfsuid", "filesystem uid to an id already held"),
+    ("setfsgid", "filesystem gid to an id already held"),
+    ("setgroups", "refused by the kernel (setgroups is \"deny\" in the sandbox's user namespace)"),
+    // File watching: inotify sees only paths the sandbox can see; instances and watches are
+    // counted per user namespace (fs.inotify.max_user_* apply to the sandbox's own ucounts).
+    ("inotify_init", "file watching (legacy number of inotify_init1)"),
+    ("inotify_init1", "file watching (node fs.watch, python watchdog, dev servers)"),
+    ("inotify_add_watch", "watch a path the sandbox can see"),
+    ("inotify_rm_watch", "stop watching"),
     ("memfd_create", "anonymous tmpfs file: what /tmp already offers, charged to the same memory cgroup"),
     ("membarrier", "process-wide memory barriers (JIT runtimes, liburcu); no effect outside the process"),
     ("getcpu", "current CPU and NUMA node (sched_getcpu fallback when the vDSO is absent)"),
@@ -391,10 +415,8 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "process_control",
-        reason: "scheduling policy and I/O priority of the sandbox's own processes (real-time needs RLIMIT_RTPRIO)",
-        syscalls: &[
-            "sched_setparam", "sched_setscheduler", "sched_setattr", "ioprio_get", "ioprio_set",
-        ],
+        reason: "I/O priority of the sandbox's own processes (scheduling policy is in the base list)",
+        syscalls: &["ioprio_get", "ioprio_set"],
     },
     Group {
         name: "timers",
@@ -415,8 +437,8 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "fs_watch",
-        reason: "inotify file watching (node fs.watch, watchdog) on paths the sandbox can see",
-        syscalls: &["inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch"],
+        reason: "kept so profiles naming it still load: inotify is in the base list now",
+        syscalls: &[],
     },
     Group {
         name: "aio",
