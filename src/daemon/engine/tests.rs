@@ -20,6 +20,8 @@ use crate::verdict::Status;
 enum Script {
     /// Print `out`, then end with a verdict of `status`.
     Ends(&'static str, Status),
+    /// Fail in set-up with this message (the runtime's own words, host paths and all).
+    SetupFails(&'static str),
     /// Never finish (holds its slot until dropped).
     Hangs,
     /// End without a verdict (a worker that died).
@@ -78,6 +80,13 @@ impl Spawner for Fake {
                         Event::Stdout(out.as_bytes().to_vec()),
                         Event::Finished(Box::new(v)),
                     ]),
+                    hang: false,
+                }
+            }
+            Script::SetupFails(why) => {
+                let v = Verdict::not_started(Status::SetupFailed, limits, why.to_string());
+                FakeRun {
+                    events: VecDeque::from([Event::Finished(Box::new(v))]),
                     hang: false,
                 }
             }
@@ -570,4 +579,33 @@ async fn lenient_compile_limits_are_lowered_or_dropped_after_authorization() {
     assert!(jobs[0].policy.compile.is_none());
     let stage = jobs[1].policy.compile.as_ref().unwrap();
     assert_eq!(stage.limits.wall, Some(max));
+}
+
+#[tokio::test]
+async fn set_up_failures_the_request_caused_do_not_open_the_breaker() {
+    let (engine, fake) = engine();
+    let anyone = caller(Grant::default());
+    // The request's own file could not be written: its doing, not the host's.
+    for _ in 0..3 {
+        fake.then(Script::SetupFails(
+            "work files: create /sandbox/main.py: No space left on device",
+        ));
+        let (c, _) = finished(
+            engine
+                .submit(&anyone, request("python", "x"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(c.verdict.status, Status::SetupFailed);
+    }
+    assert_eq!(engine.ready(), Ok(()), "the breaker stays closed");
+    // The host cannot clone a sandbox: that counts.
+    for _ in 0..2 {
+        fake.then(Script::SetupFails("clone3: Operation not permitted"));
+        engine
+            .submit(&anyone, request("python", "x"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(engine.ready(), Err("sandbox_unavailable"));
 }
