@@ -629,6 +629,8 @@ fn every_shipped_profile_runs_hello_world() {
             "java" => Some(
                 "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }",
             ),
+            "rust" => Some("fn main() { println!(\"hello\"); }"),
+            "go" => Some("package main\nimport \"fmt\"\nfunc main() { fmt.Println(\"hello\") }"),
             _ => None,
         };
         assert_eq!(compiled.is_some(), p.policy.compile.is_some(), "{name}");
