@@ -214,7 +214,8 @@ mod tests {
             libc::CLONE_NEWUTS,
             libc::CLONE_NEWCGROUP,
         ] {
-            assert_ne!(CLONE_FLAGS & flag as u64, 0, "flag {flag:#x} missing");
+            let flag = u64::try_from(flag).unwrap();
+            assert_ne!(CLONE_FLAGS & flag, 0, "flag {flag:#x} missing");
         }
     }
 

@@ -255,8 +255,11 @@ impl BestEffort {
     }
 }
 
-/// How the pre-execution analysis is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How the pre-execution analysis is used. Ordered by strength (off < warn < enforce): a request
+/// may raise a profile's mode, never lower it (unless a grant says `skip_check`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalysisMode {
     #[default]
@@ -265,6 +268,16 @@ pub enum AnalysisMode {
     Warn,
     /// Code with findings at or above the threshold is refused (`rejected_by_policy`).
     Enforce,
+}
+
+impl AnalysisMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnalysisMode::Off => "off",
+            AnalysisMode::Warn => "warn",
+            AnalysisMode::Enforce => "enforce",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -221,7 +221,12 @@ pub fn loopback_up() -> Result<(), Errno> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "IFF_UP | IFF_RUNNING is 0x41, which fits the kernel's short flags field"
+    )]
+    let flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    req.ifr_ifru.ifru_flags = flags;
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq we own.
     let ret = unsafe {
         libc::ioctl(
@@ -409,4 +414,40 @@ pub fn set_sigchld_ignored(ignored: bool) -> Result<(), Errno> {
     };
     // SAFETY: SIG_IGN and SIG_DFL are not functions; no handler code runs.
     unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, handler) }.map(drop)
+}
+
+/// `recvmsg(2)` of one datagram into `buf`, with at most one descriptor attached as
+/// `SCM_RIGHTS` (received close-on-exec, so none leaks into a later `execve`; any further ones
+/// are closed). Returns the datagram's length, 0 when the peer closed its end, and the
+/// descriptor if one came.
+pub fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Option<OwnedFd>), Errno> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<UnixAddr>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut owned = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS just installed this descriptor in our table for us alone;
+                // nothing else refers to the number.
+                owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    Ok((bytes, owned.into_iter().next()))
 }

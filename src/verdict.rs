@@ -44,6 +44,59 @@ impl Status {
     }
 }
 
+/// What the supervisor saw when a run ended: the facts `status_of` ranks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ending {
+    /// The child reported a set-up error before `execve`.
+    pub setup_failed: bool,
+    /// Why the supervisor killed the sandbox, if it did: `TimeoutWall`, `TimeoutCpu`,
+    /// `OutputLimit`, `SetupFailed` (it stalled in set-up) or `Signaled` (a forwarded signal).
+    pub killed_for: Option<Status>,
+    /// The cgroup counted an OOM kill.
+    pub oom: bool,
+    /// The payload was reaped: its exit code, or the signal that ended it.
+    pub exit: Option<Exit>,
+    /// The payload ran into its CPU limit (SIGXCPU, or SIGKILL at the hard limit).
+    pub cpu_limited: bool,
+}
+
+/// How a reaped payload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// The verdict's status for an ending, by precedence: a set-up error explains everything after
+/// it; the supervisor's own time-limit kills come next (they cause the signal the payload died
+/// of); then an OOM kill (the kernel's SIGKILL looks like any other); then the output cap and a
+/// set-up stall; then how the payload itself ended (SIGSYS is seccomp's kill, a signal at the CPU
+/// limit is the CPU limit). A run with no exit and no cause is a set-up failure: the init ended
+/// without reporting anything.
+pub fn status_of(e: &Ending) -> Status {
+    if e.setup_failed {
+        return Status::SetupFailed;
+    }
+    if let Some(why @ (Status::TimeoutWall | Status::TimeoutCpu)) = e.killed_for {
+        return why;
+    }
+    if e.oom {
+        return Status::Oom;
+    }
+    if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = e.killed_for {
+        return why;
+    }
+    match e.exit {
+        Some(Exit::Signal(libc::SIGSYS)) => Status::SeccompViolation,
+        Some(Exit::Signal(_)) if e.cpu_limited => Status::TimeoutCpu,
+        Some(Exit::Signal(_)) => Status::Signaled,
+        Some(Exit::Code(0)) => Status::Ok,
+        Some(Exit::Code(_)) => Status::ExitNonzero,
+        None if e.killed_for == Some(Status::Signaled) => Status::Signaled,
+        None => Status::SetupFailed,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuTime {
     pub user_ms: u64,
@@ -321,6 +374,46 @@ mod tests {
         assert_eq!(back.status, Status::Oom);
         assert_eq!(back.limits, v.limits);
         assert_eq!(back.stdout, v.stdout);
+    }
+
+    #[test]
+    fn status_precedence_table() {
+        let sig = |n| Some(Exit::Signal(n));
+        let kill = |s| Some(s);
+        let end = |setup_failed, killed_for, oom, exit, cpu_limited| Ending {
+            setup_failed,
+            killed_for,
+            oom,
+            exit,
+            cpu_limited,
+        };
+        #[rustfmt::skip]
+        let table = [
+            // set-up error beats every later cause
+            (end(true, kill(Status::TimeoutWall), true, sig(9), false), Status::SetupFailed),
+            // the supervisor's time kills beat the OOM and the signal they caused
+            (end(false, kill(Status::TimeoutWall), true, sig(9), false), Status::TimeoutWall),
+            (end(false, kill(Status::TimeoutCpu), false, sig(9), true), Status::TimeoutCpu),
+            // OOM beats the output cap and the SIGKILL it delivered
+            (end(false, kill(Status::OutputLimit), true, sig(9), false), Status::Oom),
+            (end(false, None, true, Some(Exit::Code(0)), false), Status::Oom),
+            (end(false, kill(Status::OutputLimit), false, sig(9), false), Status::OutputLimit),
+            (end(false, kill(Status::SetupFailed), false, None, false), Status::SetupFailed),
+            // then how the payload ended
+            (end(false, None, false, sig(libc::SIGSYS), true), Status::SeccompViolation),
+            (end(false, None, false, sig(libc::SIGXCPU), true), Status::TimeoutCpu),
+            (end(false, None, false, sig(libc::SIGSEGV), false), Status::Signaled),
+            (end(false, kill(Status::Signaled), false, sig(15), false), Status::Signaled),
+            (end(false, None, false, Some(Exit::Code(0)), false), Status::Ok),
+            (end(false, None, false, Some(Exit::Code(3)), false), Status::ExitNonzero),
+            // a forwarded signal that ended the init before the payload was reaped
+            (end(false, kill(Status::Signaled), false, None, false), Status::Signaled),
+            // nothing known: the init ended without a report
+            (end(false, None, false, None, false), Status::SetupFailed),
+        ];
+        for (ending, want) in table {
+            assert_eq!(status_of(&ending), want, "{ending:?}");
+        }
     }
 
     #[test]

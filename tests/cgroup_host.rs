@@ -215,7 +215,7 @@ fn a_cpu_quota_throttles_a_busy_loop() {
     child.release();
     std::thread::sleep(Duration::from_millis(1500));
     let used = g.cpu_usage_us().unwrap();
-    let wall = started.elapsed().as_micros() as u64;
+    let wall = u64::try_from(started.elapsed().as_micros()).unwrap();
     assert!(g.kill().unwrap() || kill(Pid::from_raw(child.pid), Signal::SIGKILL).is_ok());
     child.wait(Duration::from_secs(5));
     let s = g.stats();

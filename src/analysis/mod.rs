@@ -17,6 +17,7 @@ mod facts;
 mod javascript;
 mod literal;
 mod modules;
+mod preflight;
 mod presets;
 mod python;
 mod rules;
@@ -53,9 +54,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use config::CONSTRUCTS;
+pub use preflight::{Preflight, Scope, preflight};
 pub use rules::{Preset, Rule};
 
-use crate::policy::{AnalysisMode, AnalysisPolicy};
+use crate::policy::AnalysisPolicy;
 use crate::verdict::{PolicyFinding, PolicyReport};
 
 /// How risky a finding is. Ordered: `Safe < Low < Medium < High`.
@@ -410,7 +412,7 @@ pub fn evaluate_with_files(
     let report = analyze_with(code, language, &preset, Some((policy, &local)));
     Ok(PolicyReport {
         preset: report.preset,
-        mode: mode_name(policy.mode).to_string(),
+        mode: policy.mode.as_str().to_string(),
         safe: report.safe,
         findings: report
             .findings
@@ -424,13 +426,4 @@ pub fn evaluate_with_files(
             })
             .collect(),
     })
-}
-
-/// The lower-case name of an analysis mode, as in profiles and verdicts.
-pub fn mode_name(mode: AnalysisMode) -> &'static str {
-    match mode {
-        AnalysisMode::Off => "off",
-        AnalysisMode::Warn => "warn",
-        AnalysisMode::Enforce => "enforce",
-    }
 }

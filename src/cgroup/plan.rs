@@ -48,7 +48,13 @@ pub(crate) fn cpu_quota(cpus: f64) -> Result<(u64, u64), CgroupError> {
         let quota = (cpus * period as f64).round();
         if quota >= MIN_US as f64 {
             // Saturating float-to-int cast: absurd core counts become "u64::MAX µs".
-            return Ok((quota as u64, period));
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "finite and at least MIN_US here; float-to-int `as` saturates"
+            )]
+            let quota = quota as u64;
+            return Ok((quota, period));
         }
     }
     Err(CgroupError::CpusTooSmall { cpus })

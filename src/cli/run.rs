@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::analysis;
 use crate::cgroup::{BackendKind, CgroupOptions, LimitManager};
 use crate::policy::{
     AnalysisMode, BindMount, CopyIn, NetworkMode, OutputMode, Policy, RootFs, SeccompDefault,
@@ -277,10 +278,10 @@ enum Preflight {
     Refuse(PolicyReport),
 }
 
-/// The pre-execution analysis (advisory defence in depth; the sandbox is the boundary).
+/// The pre-execution analysis (advisory defence in depth; the sandbox is the boundary), the
+/// same decision the service makes (`crate::analysis::preflight`).
 fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Result<Preflight> {
-    let mode = policy.analysis.mode;
-    if mode == AnalysisMode::Off {
+    if policy.analysis.mode == AnalysisMode::Off {
         return Ok(Preflight::Skip);
     }
     // Copy-ins are read here only when analysis is on: the sandbox reads them again itself.
@@ -297,24 +298,20 @@ fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Resu
         Stdin::Bytes(b) => Some(b.as_slice()),
         _ => None,
     };
-    let Some(code) = crate::analysis::code_of(&policy.argv, &policy.cwd, &known, stdin_bytes)
-    else {
-        if mode == AnalysisMode::Enforce {
-            bail!(
-                "--policy enforce: cannot find the code to analyse; pass it with --code, -c/-e, a --copy-in file named in the command, or --stdin FILE"
-            );
+    let decision =
+        crate::analysis::preflight(policy, &known, stdin_bytes, analysis::Scope::Program)
+            .context("policy analysis")?;
+    Ok(match decision {
+        analysis::Preflight::Off => Preflight::Skip,
+        analysis::Preflight::NoCode { enforced: true } => bail!(
+            "--policy enforce: cannot find the code to analyse; pass it with --code, -c/-e, a --copy-in file named in the command, or --stdin FILE"
+        ),
+        analysis::Preflight::NoCode { enforced: false } => {
+            tracing::warn!("policy analysis skipped: no code found in the command");
+            Preflight::Skip
         }
-        tracing::warn!("policy analysis skipped: no code found in the command");
-        return Ok(Preflight::Skip);
-    };
-    let language = crate::analysis::Language::from_argv(&policy.argv)
-        .unwrap_or(crate::analysis::Language::Shell);
-    let report = crate::analysis::evaluate_with_files(&policy.analysis, &code, language, &known)
-        .context("policy analysis")?;
-    Ok(if mode == AnalysisMode::Enforce && !report.safe {
-        Preflight::Refuse(report)
-    } else {
-        Preflight::Warn(report)
+        analysis::Preflight::Pass(report) => Preflight::Warn(report),
+        analysis::Preflight::Refuse(report) => Preflight::Refuse(report),
     })
 }
 

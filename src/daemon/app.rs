@@ -1,35 +1,30 @@
-//! The service's shared state: configuration, launcher, profiles, back-pressure, metrics and the
-//! drain switches, behind one `Arc<App>` that every handler gets.
+//! The service's shared state: configuration, the engine, the security layer's state, metrics,
+//! the interpreter versions Piston reports, and request ids, behind one `Arc<App>` that every
+//! handler gets.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 
-use super::admission::Admission;
-use super::catalog::{self, Catalog, Versions};
 use super::config::Config;
+use super::engine::catalog::{self, Catalog, Versions};
+use super::engine::{self, Engine};
 use super::launcher::Launcher;
-use super::metrics::{Gauges, Metrics};
+use super::metrics::Metrics;
 use super::security::layer::Security;
 use super::semver::Version;
 use crate::profile::Loader;
 
 pub struct App {
     pub config: Config,
-    pub launcher: Launcher,
-    pub loader: Loader,
-    catalog: RwLock<Arc<Catalog>>,
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    /// Authentication, grants, rate limits and audit.
+    pub security: Arc<Security>,
     /// Interpreter versions, detected on first use (and after a reload).
     versions: Mutex<Option<Arc<Versions>>>,
-    pub admission: Admission,
-    pub metrics: Metrics,
-    /// Authentication, grants, rate limits, audit, cache and circuit breaker.
-    pub security: Arc<Security>,
-    draining: AtomicBool,
-    /// Set when the drain deadline passes: every running sandbox is killed.
-    kill: watch::Sender<bool>,
     id_prefix: u32,
     next_id: AtomicU64,
 }
@@ -41,32 +36,35 @@ impl App {
             builtins: config.builtin_profiles,
             rootfs_dirs: crate::rootfs::default_dirs(),
         };
-        let catalog = Catalog::load(&loader);
-        let admission = Admission::new(config.max_concurrent, config.queue_size);
+        let metrics = Arc::new(Metrics::default());
+        let settings = engine::Settings {
+            max_concurrent: config.max_concurrent,
+            queue_size: config.queue_size,
+            queue_timeout: config.queue_timeout,
+            breaker: security.config.breaker,
+            cache: security.config.cache.clone(),
+            // Detached runs hold a result each until fetched: a few per sandbox slot.
+            max_detached: (config.max_concurrent + config.queue_size).saturating_mul(4),
+        };
+        let engine = Engine::new(settings, loader, Arc::new(launcher), Arc::clone(&metrics));
         App {
-            catalog: RwLock::new(Arc::new(catalog)),
-            versions: Mutex::new(None),
-            admission,
-            metrics: Metrics::default(),
+            engine: Arc::new(engine),
+            metrics,
             security,
-            draining: AtomicBool::new(false),
-            kill: watch::Sender::new(false),
+            versions: Mutex::new(None),
             id_prefix: id_prefix(),
             next_id: AtomicU64::new(1),
             config,
-            launcher,
-            loader,
         }
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        Arc::clone(&self.catalog.read().unwrap_or_else(|e| e.into_inner()))
+        self.engine.catalog()
     }
 
     /// Re-read the profile directories (SIGHUP); versions are detected again on next use.
     pub async fn reload(&self) {
-        let fresh = Arc::new(Catalog::load(&self.loader));
-        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.engine.reload();
         *self.versions.lock().await = None;
     }
 
@@ -77,7 +75,7 @@ impl App {
             return Arc::clone(v);
         }
         let found = catalog::detect_versions(
-            &self.launcher,
+            self.engine.spawner(),
             &self.catalog(),
             &self.config.piston.versions,
         )
@@ -90,49 +88,6 @@ impl App {
     /// The version of one runtime, if it is installed.
     pub fn version_of(versions: &BTreeMap<String, Option<Version>>, name: &str) -> Option<Version> {
         versions.get(name).copied().flatten()
-    }
-
-    pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// Stop taking work: readiness turns false, queued and new requests are refused.
-    pub fn start_drain(&self) {
-        self.draining.store(true, Ordering::Release);
-        self.admission.close();
-    }
-
-    /// Kill every running sandbox (the drain deadline passed).
-    pub fn kill_all(&self) {
-        self.kill.send_replace(true);
-    }
-
-    pub fn kill_switch(&self) -> watch::Receiver<bool> {
-        self.kill.subscribe()
-    }
-
-    pub fn ready(&self) -> Result<(), &'static str> {
-        if self.draining() {
-            return Err("draining");
-        }
-        if !self.launcher.alive() {
-            return Err("launcher_down");
-        }
-        if !self.security.breaker.ready() {
-            return Err("sandbox_unavailable");
-        }
-        Ok(())
-    }
-
-    pub fn gauges(&self) -> Gauges {
-        Gauges {
-            queued: self.admission.queued(),
-            running: self.admission.running(),
-            max_concurrent: self.admission.max_concurrent(),
-            queue_size: self.admission.queue_size(),
-            launcher_up: self.launcher.alive(),
-            draining: self.draining(),
-        }
     }
 
     /// A fresh request id: 16 hex digits, unique within this process and unlikely to repeat
@@ -148,7 +103,9 @@ fn id_prefix() -> u32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mixed = now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
+    // The low 64 bits of the nanoseconds are the ones that vary.
+    let nanos = u64::try_from(now.as_nanos() & u128::from(u64::MAX)).unwrap_or_default();
+    let mixed = nanos ^ (u64::from(std::process::id()) << 32);
     // Fold to 32 bits with a multiplicative hash (Knuth), keeping the bits that vary.
-    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    u32::try_from(mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32).unwrap_or_default()
 }

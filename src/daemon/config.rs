@@ -19,25 +19,8 @@ use crate::cgroup::{BackendKind, CgroupOptions};
 use crate::profile::{ProfileError, SourceFile};
 use crate::units;
 
-/// Where the service listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    Tcp(SocketAddr),
-    /// A Unix stream socket, created with `mode` (a stale socket file is replaced).
-    Unix {
-        path: PathBuf,
-        mode: u32,
-    },
-}
-
-impl std::fmt::Display for Listen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listen::Tcp(a) => write!(f, "tcp:{a}"),
-            Listen::Unix { path, .. } => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
+/// Where the service listens (defined beside the listeners, which the security layer owns).
+pub use super::security::listener::Listen;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

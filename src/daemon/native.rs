@@ -9,23 +9,37 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::app::App;
-use super::error::{ApiError, Code};
-use super::exec::{self, Ask, LimitAsk, Plan};
-use super::limits;
-use super::security::authz::Grant;
-use super::security::layer::{self as security, Ctx};
-use super::server::{RequestId, read_body};
-use super::stream::{self, Format};
+use super::engine::{Ask, Delivery, LimitAsk, Request, Submitted, limits};
+use super::http::stream::{self, Format};
+use super::http::{self, Api, ApiError, Code, RequestBody, RequestId};
+use super::route::{RouteKind, Shape};
+use super::security::layer::Ctx;
 use crate::analysis::Language;
 use crate::policy::AnalysisMode;
-use crate::profile::{CodeInput, InlineFile, Profile};
+use crate::profile::{CodeInput, InlineFile};
+
+/// The native API's routes, with the service's probes and the root.
+pub fn api() -> Api {
+    Api::new(Shape::Native)
+        .probe("/healthz", RouteKind::Health, get(healthz))
+        .probe("/readyz", RouteKind::Health, get(readyz))
+        .probe("/metrics", RouteKind::Metrics, get(metrics))
+        .route("/", get(http::root))
+        .execution("/v1/execute", Method::POST, post(execute))
+        .analysis("/v1/check", Method::POST, post(check))
+        .route("/v1/profiles", get(profiles))
+        .route("/v1/profiles/{name}", get(profile))
+        .route("/v1/runtimes", get(runtimes))
+        .route("/v1/openapi.yaml", get(openapi))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,71 +177,20 @@ pub fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(Code::InvalidBody, format!("invalid request body: {e}")))
 }
 
-fn resolve(app: &App, grant: &Grant, req: &ExecuteRequest) -> Result<Profile, ApiError> {
-    let name = match (&req.profile, &req.language) {
-        (Some(p), None) => p,
-        (None, Some(l)) => l,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::new(
-                Code::InvalidRequest,
-                "give `profile` or `language`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(ApiError::new(
-                Code::InvalidRequest,
-                "`profile` (or `language`) is required",
-            ));
-        }
-    };
-    let language = lookup(app, grant, name)?;
-    match &req.preset {
-        Some(preset) => with_preset(app, &language, preset),
-        None => Ok(language),
+/// The profile a request names, by `profile` or `language` (exactly one).
+fn profile_name(req: &ExecuteRequest) -> Result<String, ApiError> {
+    match (&req.profile, &req.language) {
+        (Some(p), None) => Ok(p.clone()),
+        (None, Some(l)) => Ok(l.clone()),
+        (Some(_), Some(_)) => Err(ApiError::new(
+            Code::InvalidRequest,
+            "give `profile` or `language`, not both",
+        )),
+        (None, None) => Err(ApiError::new(
+            Code::InvalidRequest,
+            "`profile` (or `language`) is required",
+        )),
     }
-}
-
-/// `language` with the catalog's `preset` on top; its authorization name is `language+preset`.
-fn with_preset(app: &App, language: &Profile, preset: &str) -> Result<Profile, ApiError> {
-    let catalog = app.catalog();
-    let Some(found) = catalog.resolve(preset) else {
-        let presets: Vec<String> = catalog
-            .names()
-            .into_iter()
-            .filter(|n| catalog.resolve(n).is_some_and(crate::profile::is_preset))
-            .collect();
-        let hint = crate::profile::nearest(preset, &presets)
-            .map(|n| format!("; did you mean `{n}`?"))
-            .unwrap_or_default();
-        let msg = format!(
-            "no preset named `{preset}` (presets: {}){hint}",
-            presets.join(", ")
-        );
-        return Err(ApiError::new(Code::InvalidRequest, msg));
-    };
-    crate::profile::compose(language, found)
-        .map_err(|e| ApiError::new(Code::InvalidRequest, e.to_string()))
-}
-
-/// A profile by name or alias. The "did you mean" hint names only profiles the caller was
-/// granted, so a listing of what others may run does not leak through typos.
-pub fn lookup(app: &App, grant: &Grant, name: &str) -> Result<Profile, ApiError> {
-    let catalog = app.catalog();
-    if let Some(p) = catalog.resolve(name) {
-        return Ok(p.clone());
-    }
-    let names: Vec<String> = catalog
-        .names()
-        .into_iter()
-        .filter(|n| catalog.resolve(n).is_some_and(|p| grant.allows(&p.name)))
-        .collect();
-    let hint = crate::profile::nearest(name, &names)
-        .map(|n| format!("; did you mean `{n}`?"))
-        .unwrap_or_default();
-    Err(ApiError::new(
-        Code::UnknownProfile,
-        format!("no profile or language named `{name}`{hint}"),
-    ))
 }
 
 pub(super) fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
@@ -298,55 +261,57 @@ pub async fn execute(
     Extension(RequestId(id)): Extension<RequestId>,
     Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
-    body: Body,
+    RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.config.max_body).await?;
     let req: ExecuteRequest = parse(&headers, &bytes)?;
     let format = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .and_then(Format::from_accept);
-    let queue_timeout = req.queue_timeout_ms.map_or(app.config.queue_timeout, |ms| {
-        Duration::from_millis(ms).min(app.config.queue_timeout)
-    });
-    let mut profile = resolve(&app, &ctx.grant, &req)?;
-    let ask = ask(req)?;
-    security::authorize(&ctx, &mut profile, &ask)?;
-    let plan = plan_off_thread(profile, ask, bytes.len()).await?;
-    let prepared = match plan {
-        Plan::Refuse { profile, verdict } => {
-            app.metrics.verdict(verdict.status.as_str(), Duration::ZERO);
-            ctx.note(|r| r.verdict(&verdict));
-            return Ok(match format {
+    let profile = profile_name(&req)?;
+    let preset = req.preset.clone();
+    // An unknown profile or preset is answered before the request's own mistakes.
+    app.engine
+        .resolve(&profile, preset.as_deref(), &ctx.grant)?;
+    let queue_timeout = req.queue_timeout_ms.map(Duration::from_millis);
+    let request = Request {
+        id: id.clone(),
+        profile,
+        preset,
+        ask: ask(req)?,
+        queue_timeout,
+        delivery: match format {
+            Some(_) => Delivery::Stream,
+            None => Delivery::Whole,
+        },
+        output_cap: None,
+        lenient_compile: false,
+    };
+    Ok(
+        match app.engine.submit(&http::caller(&ctx), request).await? {
+            Submitted::Refused { profile, verdict } => match format {
                 Some(f) => streamed(f, stream::refused_body(f, &id, &profile, &verdict)),
                 None => verdict_response(&id, &profile, &verdict),
-            });
-        }
-        Plan::Run(p) => *p,
-    };
-    let profile = prepared.profile.clone();
-    match format {
-        Some(f) => {
-            let running = security::start(&app, &ctx, prepared, queue_timeout, &id).await?;
-            Ok(streamed(f, stream::body(f, running, &id, &profile)))
-        }
-        None => {
-            let (done, cache) = security::run(&app, &ctx, prepared, queue_timeout, &id).await?;
-            let mut r = verdict_response(&id, &profile, &done.verdict);
-            security::cache_status(&mut r, cache);
-            Ok(r)
-        }
-    }
-}
-
-/// The analysis parses the code; large inputs are parsed off the async threads.
-pub async fn plan_off_thread(profile: Profile, ask: Ask, size: usize) -> Result<Plan, ApiError> {
-    if size < 16 << 10 {
-        return exec::plan(&profile, ask);
-    }
-    tokio::task::spawn_blocking(move || exec::plan(&profile, ask))
-        .await
-        .map_err(|e| ApiError::internal("-", &e))?
+            },
+            Submitted::Running(run) => {
+                let f = format.unwrap_or(Format::Ndjson);
+                let profile = run.profile().to_string();
+                streamed(f, stream::body(f, *run, &id, &profile))
+            }
+            Submitted::Finished {
+                profile,
+                collected,
+                cache,
+            } => {
+                let mut r = verdict_response(&id, &profile, &collected.verdict);
+                http::cache_status(&mut r, cache);
+                r
+            }
+            Submitted::Detached { .. } => {
+                return Err(ApiError::internal(&id, &"a whole run came back detached"));
+            }
+        },
+    )
 }
 
 fn verdict_response(id: &str, profile: &str, verdict: &crate::verdict::Verdict) -> Response {
@@ -363,14 +328,14 @@ fn streamed(format: Format, body: Body) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        format.content_type().parse().expect("static header"),
+        header::HeaderValue::from_static(format.content_type()),
     );
     h.insert(
         header::CACHE_CONTROL,
-        "no-cache".parse().expect("static header"),
+        header::HeaderValue::from_static("no-cache"),
     );
     // Tell proxies (nginx) not to buffer the stream.
-    h.insert("x-accel-buffering", "no".parse().expect("static header"));
+    h.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     r
 }
 
@@ -390,14 +355,13 @@ pub async fn check(
     State(app): State<Arc<App>>,
     Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
-    body: Body,
+    RequestBody(bytes): RequestBody,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.config.max_body).await?;
     let req: CheckRequest = parse(&headers, &bytes)?;
     let (policy, language) = match (&req.profile, &req.language) {
         (Some(p), None) => {
-            let p = lookup(&app, &ctx.grant, p)?;
-            security::check_granted(&ctx, &p.name)?;
+            let p = app.engine.profile(p, &ctx.grant)?;
+            app.engine.check_granted(&http::caller(&ctx), &p.name)?;
             let p = p.policy;
             let lang = Language::from_argv(&p.argv).unwrap_or(Language::Shell);
             (p.analysis, lang)
@@ -455,7 +419,7 @@ pub async fn profile(
     Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = lookup(&app, &ctx.grant, &name)?;
+    let p = app.engine.profile(&name, &ctx.grant)?;
     let summary = app
         .catalog()
         .summaries()
@@ -494,13 +458,13 @@ pub async fn runtimes(
 }
 
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> Response {
+async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// `GET /readyz`: 503 while draining or when the launcher is gone.
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.ready() {
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.engine.ready() {
         Ok(()) => Json(json!({"ready": true})).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -511,9 +475,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut text = app.metrics.render(app.gauges());
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut text = app.metrics.render(app.engine.gauges());
     app.security.render_metrics(&mut text);
+    app.engine.render_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,
@@ -525,10 +490,14 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /v1/openapi.yaml`.
-pub async fn openapi() -> Response {
+async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/yaml")],
         include_str!("../../docs/openapi.yaml"),
     )
         .into_response()
 }
+
+#[cfg(test)]
+#[path = "native_tests.rs"]
+mod tests;

@@ -409,7 +409,11 @@ mod tests {
         ] {
             std::fs::write(etc.join(f), "x").unwrap();
         }
-        std::fs::write(etc.join("mime.types"), vec![b'm'; (COPY_MAX + 1) as usize]).unwrap();
+        std::fs::write(
+            etc.join("mime.types"),
+            vec![b'm'; usize::try_from(COPY_MAX + 1).unwrap()],
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/usr/bin/java-real", etc.join("alternatives/java")).unwrap();
         std::os::unix::fs::symlink("../usr/lib/os-release", etc.join("os-release")).unwrap();
         dir

@@ -294,7 +294,7 @@ pub fn add_findings(analysis: &AnalysisPolicy, verdict: &mut Verdict) {
     }
     let report = verdict.policy.get_or_insert_with(|| PolicyReport {
         preset: analysis.preset.clone(),
-        mode: crate::analysis::mode_name(analysis.mode).to_string(),
+        mode: analysis.mode.as_str().to_string(),
         safe: true,
         findings: Vec::new(),
     });

@@ -28,13 +28,14 @@ fn sample(program: &[sock_filter], calls: u32) -> (u64, u64) {
             // SAFETY: leave the child without running the parent's handlers.
             unsafe { libc::_exit(1) };
         }
-        let attach = t0.elapsed().as_nanos() as u64;
+        let attach = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let t1 = Instant::now();
         for _ in 0..calls {
             // SAFETY: getppid has no arguments and no side effects.
             unsafe { libc::syscall(libc::SYS_getppid) };
         }
-        let per_call = t1.elapsed().as_nanos() as u64 / u64::from(calls.max(1));
+        let per_call =
+            u64::try_from(t1.elapsed().as_nanos()).unwrap_or(u64::MAX) / u64::from(calls.max(1));
         let out = [attach, per_call];
         // SAFETY: writes 16 bytes from a live stack array to our pipe, then exits.
         unsafe {
@@ -164,7 +165,7 @@ fn per_call(n: u32, call: impl Fn()) -> u64 {
     for _ in 0..n {
         call();
     }
-    t.elapsed().as_nanos() as u64 / u64::from(n)
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX) / u64::from(n)
 }
 
 #[test]
@@ -237,7 +238,11 @@ fn notifying_attach(f: &Filters) -> u64 {
     if pid == 0 {
         let t = Instant::now();
         let ok = f.apply_notifying(theirs.as_fd()).is_ok();
-        let ns = if ok { t.elapsed().as_nanos() as u64 } else { 0 };
+        let ns = if ok {
+            u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        } else {
+            0
+        };
         // SAFETY: writes 8 bytes from a live stack value to our pipe, then exits.
         unsafe {
             libc::write(fds[1], (&ns as *const u64).cast(), 8);

@@ -47,6 +47,10 @@ const RET_LOG: u32 = libc::SECCOMP_RET_LOG;
 const RET_NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
 
 /// `SECCOMP_RET_ERRNO` with the errno in the low 16 bits (`SECCOMP_RET_DATA`).
+#[allow(
+    clippy::cast_sign_loss,
+    reason = "errno values are small positive numbers, and the mask keeps only the low 16 bits"
+)]
 const fn ret_errno(errno: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA)
 }

@@ -182,9 +182,12 @@ fn cpuacct_stat_ticks_are_converted_when_usage_files_are_missing() {
         .unwrap()
         .clone();
     put(&acct.join("cpuacct.stat"), "user 150\nsystem 25\n");
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .unwrap()
-        .unwrap() as u64;
+    let hz = u64::try_from(
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     let s = g.stats();
     assert_eq!(s.cpu_user_us, Some(150 * 1_000_000 / hz));
     assert_eq!(s.cpu_system_us, Some(25 * 1_000_000 / hz));

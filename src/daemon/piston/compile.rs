@@ -4,35 +4,24 @@
 //! Piston checks `compile_timeout`, `compile_cpu_time` and `compile_memory_limit` against its
 //! configured compile limits. Clients send their own defaults there whatever the runtime
 //! (piston-client and pyston 10000, piston_rs 30000), so a value above the profile's compile limit
-//! is lowered to it instead of refused; the limits are ignored for a runtime without a compile
-//! stage, as Piston ignores them for a language without a compile script.
+//! is lowered to it instead of refused, and the limits are ignored for a runtime without a compile
+//! stage, as Piston ignores them for a language without a compile script: the engine does both
+//! after authorization (`Request::lenient_compile`).
 
 use std::time::Duration;
 
 use super::StageOut;
-use crate::daemon::exec::LimitAsk;
-use crate::profile::Profile;
+use crate::daemon::engine::LimitAsk;
 use crate::verdict::{Status, Verdict};
 
 /// The compile limits of a request (`asked` in Piston's constraint order: compile memory, run
-/// memory, compile timeout, run timeout, compile CPU, run CPU), at most the profile's (after the
-/// caller's grant has capped it).
-pub(super) fn compile_limits(profile: &Profile, asked: &[Option<f64>; 6]) -> LimitAsk {
+/// memory, compile timeout, run timeout, compile CPU, run CPU), as the client gave them.
+pub(super) fn compile_limits(asked: &[Option<f64>; 6]) -> LimitAsk {
     let mut ask = LimitAsk::default();
-    let Some(stage) = &profile.policy.compile else {
-        return ask;
-    };
-    let l = &stage.limits;
-    let ms = |v: Option<f64>, max: Option<Duration>| {
-        let asked = v.map(|ms| Duration::from_millis(whole(ms)))?;
-        Some(max.map_or(asked, |m| asked.min(m)))
-    };
-    ask.wall = ms(asked[2], l.wall);
-    ask.cpu = ms(asked[4], l.cpu);
-    ask.memory = asked[0].map(|b| {
-        let b = whole(b);
-        l.memory.map_or(b, |m| b.min(m))
-    });
+    let ms = |v: Option<f64>| v.map(|ms| Duration::from_millis(whole(ms)));
+    ask.wall = ms(asked[2]);
+    ask.cpu = ms(asked[4]);
+    ask.memory = asked[0].map(whole);
     // Zero means "the default" to Piston; validation already turned 0 into `None`.
     ask.wall = ask.wall.filter(|d| !d.is_zero());
     ask.cpu = ask.cpu.filter(|d| !d.is_zero());

@@ -12,13 +12,12 @@ mod compile;
 mod request;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -26,14 +25,35 @@ use self::request::{
     args, files, find_runtime, invalid, language_of, parse_lenient, stdin, validate,
 };
 use super::app::App;
-use super::error::{ApiError, Code};
-use super::exec::{Ask, Collected, LimitAsk, Plan};
-use super::limits;
-use super::native::plan_off_thread;
-use super::security::layer::{self as security, Ctx};
-use super::server::{RequestId, read_body};
+use super::engine::{Ask, Collected, Delivery, LimitAsk, Request, Submitted, limits};
+use super::http::{self, Api, ApiError, Code, RequestBody, RequestId};
+use super::route::Shape;
+use super::security::layer::Ctx;
 use crate::profile::CodeInput;
 use crate::verdict::{Status, Stream, Verdict};
+
+/// Piston's routes under both prefixes (self-hosted and emkc.org's), with and without the
+/// trailing slash that Express ignores and aiopyston sends.
+pub fn api() -> Api {
+    let mut api = Api::new(Shape::Piston);
+    for prefix in ["/api/v2", "/api/v2/piston"] {
+        api = api.prefix(prefix);
+        for slash in ["", "/"] {
+            api = api
+                .route(&format!("{prefix}/runtimes{slash}"), get(runtimes))
+                .execution(
+                    &format!("{prefix}/execute{slash}"),
+                    Method::POST,
+                    post(execute),
+                )
+                .route(
+                    &format!("{prefix}/packages{slash}"),
+                    get(packages).post(install).delete(uninstall),
+                );
+        }
+    }
+    api
+}
 
 /// Piston answers every error as `{"message"}`; validation errors are 400 whatever our code.
 fn piston_error(mut e: ApiError) -> Response {
@@ -48,14 +68,14 @@ fn piston_error(mut e: ApiError) -> Response {
 }
 
 /// `POST /api/v2/execute`.
-pub async fn execute(
+async fn execute(
     State(app): State<Arc<App>>,
     Extension(RequestId(id)): Extension<RequestId>,
     Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
-    body: Body,
+    RequestBody(body): RequestBody,
 ) -> Response {
-    match execute_inner(&app, &ctx, &id, &headers, body).await {
+    match execute_inner(&app, &ctx, &id, &headers, &body).await {
         Ok(r) => r,
         Err(e) => piston_error(e),
     }
@@ -66,18 +86,16 @@ async fn execute_inner(
     ctx: &Ctx,
     id: &str,
     headers: &HeaderMap,
-    body: Body,
+    bytes: &[u8],
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.config.max_body).await?;
-    let body = parse_lenient(headers, &bytes)?;
+    let body = parse_lenient(headers, bytes)?;
     let (rt, asked) = validate(app, &body).await?;
     let files = files(&body)?;
     let ms = |field: &str, v: Option<f64>| {
         v.map(|ms| limits::millis(field, ms, limits::MAX_TIME))
             .transpose()
     };
-    let mut profile = rt.profile.clone();
-    let mut ask = Ask {
+    let ask = Ask {
         input: CodeInput::Files {
             files,
             args: args(&body)?,
@@ -92,28 +110,33 @@ async fn execute_inner(
             memory: asked[1].map(|b| b.round() as u64),
             ..LimitAsk::default()
         },
-        compile: LimitAsk::default(),
+        // Clients send their own defaults here whatever the runtime: the engine lowers them to
+        // the compile stage as the caller's grant left it (`Request::lenient_compile`).
+        compile: compile::compile_limits(&asked),
         check: None,
     };
-    security::authorize(ctx, &mut profile, &ask)?;
-    // Clamped to the compile stage as the caller's grant left it.
-    ask.compile = compile::compile_limits(&profile, &asked);
-    // The output cap comes from the configuration, not the client: set after authorization.
-    let profile_output = profile.policy.limits.output;
-    ask.limits.output = app
-        .config
-        .piston
-        .output_max_size
-        .map(|o| o.min(profile_output));
-    let prepared = match plan_off_thread(profile, ask, bytes.len()).await? {
-        Plan::Refuse { verdict, .. } => {
-            app.metrics.verdict(verdict.status.as_str(), Duration::ZERO);
-            ctx.note(|r| r.verdict(&verdict));
+    let request = Request {
+        id: id.to_string(),
+        profile: rt.profile.name.clone(),
+        preset: None,
+        ask,
+        queue_timeout: None,
+        delivery: Delivery::Whole,
+        // The output cap comes from the configuration, not the client.
+        output_cap: app.config.piston.output_max_size,
+        lenient_compile: true,
+    };
+    let (done, cache) = match app.engine.submit(&http::caller(ctx), request).await? {
+        Submitted::Refused { verdict, .. } => {
             return Err(invalid(verdict.message.unwrap_or_default()));
         }
-        Plan::Run(p) => *p,
+        Submitted::Finished {
+            collected, cache, ..
+        } => (*collected, cache),
+        Submitted::Running(_) | Submitted::Detached { .. } => {
+            return Err(ApiError::internal(id, &"a whole run came back unfinished"));
+        }
     };
-    let (done, cache) = security::run(app, ctx, prepared, app.config.queue_timeout, id).await?;
     if done.verdict.status == Status::SetupFailed {
         let msg = done.verdict.message.unwrap_or_default();
         return Err(ApiError::new(Code::Internal, msg));
@@ -131,7 +154,7 @@ async fn execute_inner(
         request_id: id.to_string(),
     })
     .into_response();
-    security::cache_status(&mut response, cache);
+    http::cache_status(&mut response, cache);
     Ok(response)
 }
 
@@ -257,10 +280,7 @@ fn stage_of(v: &Verdict, output: String) -> StageOut {
 }
 
 /// `GET /api/v2/runtimes`: the runtimes granted to the caller.
-pub async fn runtimes(
-    State(app): State<Arc<App>>,
-    Extension(ctx): Extension<Arc<Ctx>>,
-) -> Response {
+async fn runtimes(State(app): State<Arc<App>>, Extension(ctx): Extension<Arc<Ctx>>) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
@@ -282,10 +302,7 @@ pub async fn runtimes(
 
 /// `GET /api/v2/packages`: every installed runtime granted to the caller, as an installed
 /// package.
-pub async fn packages(
-    State(app): State<Arc<App>>,
-    Extension(ctx): Extension<Arc<Ctx>>,
-) -> Response {
+async fn packages(State(app): State<Arc<App>>, Extension(ctx): Extension<Arc<Ctx>>) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
@@ -303,15 +320,23 @@ pub async fn packages(
 }
 
 /// `POST /api/v2/packages`: runtimes are profiles, so "installing" one that exists is a no-op.
-pub async fn install(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    package_op(&app, &headers, body, false)
+async fn install(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Response {
+    package_op(&app, &headers, &body, false)
         .await
         .unwrap_or_else(piston_error)
 }
 
 /// `DELETE /api/v2/packages`: profiles are the operator's; nothing is uninstalled over the API.
-pub async fn uninstall(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    package_op(&app, &headers, body, true)
+async fn uninstall(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RequestBody(body): RequestBody,
+) -> Response {
+    package_op(&app, &headers, &body, true)
         .await
         .unwrap_or_else(piston_error)
 }
@@ -319,11 +344,10 @@ pub async fn uninstall(State(app): State<Arc<App>>, headers: HeaderMap, body: Bo
 async fn package_op(
     app: &App,
     headers: &HeaderMap,
-    body: Body,
+    bytes: &[u8],
     delete: bool,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.config.max_body).await?;
-    let body = parse_lenient(headers, &bytes)?;
+    let body = parse_lenient(headers, bytes)?;
     let language = body
         .get("language")
         .and_then(Value::as_str)
@@ -346,11 +370,6 @@ async fn package_op(
     }
     let language = language_of(&rt.profile.name);
     Ok(Json(json!({"language": language, "version": rt.version.to_string()})).into_response())
-}
-
-/// Any other path under the Piston prefix (Express's default 404).
-pub async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response()
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::super::app::App;
-use super::super::error::{ApiError, Code};
-use super::super::limits;
 use super::super::semver::{self, Version};
+use crate::daemon::engine::limits;
+use crate::daemon::http::{ApiError, Code};
 use crate::profile::{InlineFile, Profile};
 
 /// A Piston validation error: always 400 with `{"message"}`.
@@ -104,8 +104,9 @@ const CONSTRAINTS: [(&str, &str); 6] = [
 /// Piston's "configured limit" of a constraint. Run limits are the profile's maxima, and where
 /// the profile has none (Piston would not check a limit ≤ 0 at all) the service's ceiling, so no
 /// number from the wire goes unbounded. Compile limits are checked against the ceiling only:
-/// clients send 10000 (piston-client, pyston) or 30000 (piston_rs) whatever the runtime, so
-/// `super::compile` lowers them to the profile's compile stage instead of refusing them.
+/// clients send 10000 (piston-client, pyston) or 30000 (piston_rs) whatever the runtime, so the
+/// engine lowers them to the profile's compile stage instead of refusing them
+/// (`Request::lenient_compile`).
 fn configured(p: &Profile, name: &str, kind: &str) -> u64 {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let ceiling = match kind {
@@ -396,7 +397,7 @@ mod tests {
                 proptest::prop_assert!(limits::json_values(text.as_bytes()) > limits::MAX_JSON_VALUES);
                 return Ok(());
             };
-            let mut heap = crate::daemon::limits::tests::value_heap(&body);
+            let mut heap = crate::daemon::engine::limits::tests::value_heap(&body);
             if let Ok(a) = args(&body) {
                 heap += a.capacity() * 24 + a.iter().map(|s| s.len().max(16) + 16).sum::<usize>();
             }

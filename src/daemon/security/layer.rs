@@ -1,12 +1,13 @@
-//! The security layer of the router and the hooks of the execute path.
+//! The security layer of the router.
 //!
 //! `middleware` runs for every request, inside the service's request-id/metrics layer: CORS
 //! preflight, audit record, authentication (401), per-address and per-principal rate limits and
-//! the per-principal sandbox cap (429 with `Retry-After` and `RateLimit-*`), the request body
-//! read with a size limit and a slow-client timeout (413/408), then the handler; afterwards the
-//! rate-limit, CORS and security headers. The execute handlers call `authorize` (403), `start`
-//! (circuit breaker, 503) and `run` (result cache) with the request's `Ctx` (src/daemon/security/
-//! hooks.rs, re-exported here).
+//! the per-principal sandbox cap (429 with `Retry-After` and `RateLimit-*`), then the rest of the
+//! stack (the HTTP layer reads the body once, with a size limit and a slow-client timeout) and
+//! the handler; afterwards the rate-limit, CORS and security headers. Which routes start
+//! sandboxes, and the error shape of a refusal, come from the route's own declaration
+//! (`crate::daemon::route::RouteInfo`), never from its path. The request's `Ctx` carries the
+//! caller to the handlers; the engine does authorization, the breaker and the cache.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,21 +15,17 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::audit::{AuditError, AuditLog, AuditRecord, Pending};
 use super::authz::Grant;
-use super::breaker::Breaker;
-use super::cache::Cache;
 use super::config::SecurityConfig;
-pub use super::hooks::{RunHooks, authorize, cache_status, check_granted, run, start};
 use super::keys::{self, KeyStore};
 use super::ratelimit::{Buckets, Concurrency, ConcurrencyGuard, Decision};
 use super::{Principal, authn::Peer};
-use crate::daemon::exec::Collected;
-use crate::daemon::server::RequestId;
+use crate::daemon::route::{RequestId, RouteInfo, RouteKind, Shape};
 
 /// The request header that opts a request into (`use`) or out of (`bypass`) the result cache.
 pub const CACHE_HEADER: &str = "stockade-cache";
@@ -37,9 +34,7 @@ pub const CACHE_HEADER: &str = "stockade-cache";
 #[derive(Debug, Default)]
 pub struct Counters {
     pub unauthenticated: AtomicU64,
-    pub forbidden: AtomicU64,
     pub rate_limited: AtomicU64,
-    pub breaker_refused: AtomicU64,
     pub slow_clients: AtomicU64,
 }
 
@@ -50,10 +45,6 @@ pub struct Security {
     addresses: Buckets,
     principals: Buckets,
     concurrency: Concurrency,
-    pub cache: Option<Cache<Collected>>,
-    pub breaker: Arc<Breaker>,
-    /// The service's body limit (`[capacity] max_body`).
-    max_body: usize,
     pub counters: Counters,
 }
 
@@ -64,17 +55,13 @@ impl std::fmt::Debug for Security {
 }
 
 impl Security {
-    pub fn new(config: SecurityConfig, max_body: usize) -> Result<Arc<Self>, AuditError> {
+    pub fn new(config: SecurityConfig) -> Result<Arc<Self>, AuditError> {
         let audit = Arc::new(AuditLog::open(&config.audit)?);
-        let cache = config.cache.as_ref().map(|c| Cache::new(c.settings));
         Ok(Arc::new(Security {
             addresses: Buckets::new(config.rate.max_tracked),
             principals: Buckets::new(config.rate.max_tracked),
             concurrency: Concurrency::default(),
-            breaker: Breaker::new(config.breaker),
             audit,
-            cache,
-            max_body,
             counters: Counters::default(),
             config,
         }))
@@ -110,7 +97,8 @@ impl Security {
         }
     }
 
-    /// Prometheus lines for the security counters, the breaker and the cache.
+    /// Prometheus lines for the security counters (the engine renders its own: refusals by
+    /// grant, the breaker, the cache).
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let c = &self.counters;
@@ -121,19 +109,9 @@ impl Security {
                 &c.unauthenticated,
             ),
             (
-                "stockade_forbidden_total",
-                "Requests refused with 403.",
-                &c.forbidden,
-            ),
-            (
                 "stockade_rate_limited_total",
                 "Requests refused with 429 by rate limits or per-principal caps.",
                 &c.rate_limited,
-            ),
-            (
-                "stockade_breaker_refused_total",
-                "Runs refused with 503 while the circuit breaker was open.",
-                &c.breaker_refused,
             ),
             (
                 "stockade_slow_clients_total",
@@ -153,40 +131,16 @@ impl Security {
                 v.load(Ordering::Relaxed)
             );
         }
-        let state = self.breaker.state();
-        let _ = writeln!(
-            out,
-            "# HELP stockade_breaker_state Circuit breaker state (1 for the current one).\n# TYPE stockade_breaker_state gauge"
-        );
-        for s in ["closed", "open", "half_open"] {
-            let _ = writeln!(
-                out,
-                "stockade_breaker_state{{state=\"{s}\"}} {}",
-                u8::from(s == state)
-            );
-        }
-        if let Some(cache) = &self.cache {
-            let (entries, bytes) = cache.usage();
-            let st = &cache.stats;
-            let _ = writeln!(
-                out,
-                "# HELP stockade_cache_lookups_total Result cache lookups by outcome.\n# TYPE stockade_cache_lookups_total counter\nstockade_cache_lookups_total{{result=\"hit\"}} {}\nstockade_cache_lookups_total{{result=\"joined\"}} {}\nstockade_cache_lookups_total{{result=\"miss\"}} {}\n# HELP stockade_cache_entries Stored results.\n# TYPE stockade_cache_entries gauge\nstockade_cache_entries {entries}\n# HELP stockade_cache_bytes Memory held by stored results.\n# TYPE stockade_cache_bytes gauge\nstockade_cache_bytes {bytes}",
-                st.hits.load(Ordering::Relaxed),
-                st.joins.load(Ordering::Relaxed),
-                st.misses.load(Ordering::Relaxed)
-            );
-        }
     }
 }
 
-/// What the execute path knows about the caller.
+/// What the handlers know about the caller: who it is, what it may run, its audit record.
 pub struct Ctx {
     pub principal: Principal,
     pub grant: Arc<Grant>,
-    pub(super) audit: Option<Arc<Pending>>,
+    pub audit: Option<Arc<Pending>>,
     /// `Stockade-Cache: use` (true) or `bypass` (false).
-    pub(super) cache_pref: Option<bool>,
-    pub(super) security: Arc<Security>,
+    pub cache_pref: Option<bool>,
 }
 
 impl Ctx {
@@ -197,39 +151,11 @@ impl Ctx {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Health,
-    Metrics,
-    Execute,
-    /// `POST /v1/check`: parses code, so it shares the principal's request rate.
-    Check,
-    Other,
-}
-
-fn route(method: &Method, path: &str) -> Route {
-    let p = path.trim_end_matches('/');
-    match p {
-        "/healthz" | "/readyz" => Route::Health,
-        "/metrics" => Route::Metrics,
-        "/v1/execute" | "/api/v2/execute" | "/api/v2/piston/execute" if method == Method::POST => {
-            Route::Execute
-        }
-        "/v1/check" if method == Method::POST => Route::Check,
-        _ => Route::Other,
-    }
-}
-
-fn piston(path: &str) -> bool {
-    path == "/api/v2" || path.starts_with("/api/v2/")
-}
-
-/// An error answer in the shape of the API the path belongs to.
-fn refuse(status: StatusCode, code: &str, message: &str, path: &str) -> Response {
-    let body = if piston(path) {
-        serde_json::json!({"message": message})
-    } else {
-        serde_json::json!({"code": code, "message": message})
+/// An error answer in the shape of the route's API.
+fn refuse(status: StatusCode, code: &str, message: &str, shape: Shape) -> Response {
+    let body = match shape {
+        Shape::Piston => serde_json::json!({"message": message}),
+        Shape::Native => serde_json::json!({"code": code, "message": message}),
     };
     (status, axum::Json(body)).into_response()
 }
@@ -241,7 +167,6 @@ pub async fn middleware(
     next: Next,
 ) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
     // Request headers are kept for the CORS answer only when CORS is on.
     let cors_headers = sec.config.cors.enabled().then(|| req.headers().clone());
     if let Some(r) = cors_headers
@@ -259,10 +184,15 @@ pub async fn middleware(
             addr: Some(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
             ..Peer::default()
         });
-    let class = route(&method, &path);
-    let audit = (sec.config.audit_health || !matches!(class, Route::Health | Route::Metrics))
-        .then(|| Pending::new(Arc::clone(&sec.audit), record(&req, &peer)));
-    let mut response = match admit(&sec, &mut req, &peer, class, audit.as_ref()).await {
+    let route = req
+        .extensions()
+        .get::<RouteInfo>()
+        .copied()
+        .unwrap_or_default();
+    let audit = (sec.config.audit_health
+        || !matches!(route.kind, RouteKind::Health | RouteKind::Metrics))
+    .then(|| Pending::new(Arc::clone(&sec.audit), record(&req, &peer)));
+    let mut response = match admit(&sec, &req, &peer, route, audit.as_ref()) {
         Ok((ctx, limits, guard)) => {
             req.extensions_mut().insert(ctx);
             let mut r = next.run(req).await;
@@ -311,29 +241,32 @@ fn record(req: &Request, peer: &Peer) -> AuditRecord {
 
 type Admitted = (Arc<Ctx>, Option<Decision>, Option<ConcurrencyGuard>);
 
-/// Authentication, rate limits and the body; an `Err` is the answer.
-async fn admit(
+/// Authentication and rate limits; an `Err` is the answer.
+#[allow(
+    clippy::result_large_err,
+    reason = "the `Err` is the refusal itself, built at most once per request"
+)]
+fn admit(
     sec: &Arc<Security>,
-    req: &mut Request,
+    req: &Request,
     peer: &Peer,
-    class: Route,
+    route: RouteInfo,
     audit: Option<&Arc<Pending>>,
 ) -> Result<Admitted, Response> {
-    let path = req.uri().path().to_string();
     let reject = |status: StatusCode, code: &str, message: &str| {
         if let Some(a) = audit {
             a.with(|r| r.reject(code, message));
         }
-        refuse(status, code, message, &path)
+        refuse(status, code, message, route.shape)
     };
     if let Err((status, code, msg)) =
         super::browser::check(req.headers(), req.method(), peer, &sec.config.allowed_hosts)
     {
         return Err(reject(status, code, &msg));
     }
-    let public = match class {
-        Route::Health => sec.config.public_health,
-        Route::Metrics => sec.config.public_metrics,
+    let public = match route.kind {
+        RouteKind::Health => sec.config.public_health,
+        RouteKind::Metrics => sec.config.public_metrics,
         _ => false,
     };
     // The per-address bucket comes before authentication, so guessing keys is throttled too.
@@ -363,7 +296,7 @@ async fn admit(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "authentication required",
-                &path,
+                route.shape,
             );
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -381,13 +314,13 @@ async fn admit(
     }
     let grant = sec.config.grants.get(&principal.name);
     let mut guard = None;
-    if matches!(class, Route::Execute | Route::Check) {
+    if matches!(route.kind, RouteKind::Execution | RouteKind::Analysis) {
         if let Some(rate) = grant.rate.or(sec.config.rate.per_principal) {
             let d = sec.principals.take(&principal.name, rate, now);
             decision = Some(decision.map_or(d, |a| a.tighter(d)));
         }
     }
-    if class == Route::Execute && decision.is_none_or(|d| d.allowed) {
+    if route.kind == RouteKind::Execution && decision.is_none_or(|d| d.allowed) {
         if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
             guard = Some(
                 sec.concurrency
@@ -409,13 +342,11 @@ async fn admit(
     if let Some(d) = decision.filter(|d| !d.allowed) {
         return Err(throttled(sec, &reject, d));
     }
-    read_body(sec, req, &reject).await?;
     let ctx = Arc::new(Ctx {
         cache_pref: cache_pref(req.headers()),
         principal,
         grant,
         audit: audit.cloned(),
-        security: Arc::clone(sec),
     });
     Ok((ctx, decision, guard))
 }
@@ -433,50 +364,6 @@ fn throttled(
         .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
     rate_headers(&mut r, Some(d));
     r
-}
-
-/// Buffer the body within the size limit and the slow-client timeout.
-async fn read_body(
-    sec: &Security,
-    req: &mut Request,
-    reject: &impl Fn(StatusCode, &str, &str) -> Response,
-) -> Result<(), Response> {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
-    }
-    let body = std::mem::replace(req.body_mut(), Body::empty());
-    let limit = sec.max_body;
-    match tokio::time::timeout(sec.config.body_timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => {
-            *req.body_mut() = Body::from(bytes);
-            Ok(())
-        }
-        Ok(Err(e)) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            Err(if too_large {
-                let msg = format!("request body larger than {limit} bytes");
-                reject(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", &msg)
-            } else {
-                reject(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    "the request body could not be read",
-                )
-            })
-        }
-        Err(_) => {
-            sec.counters.slow_clients.fetch_add(1, Ordering::Relaxed);
-            let mut r = reject(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "the request body did not arrive in time",
-            );
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(r)
-        }
-    }
 }
 
 fn cache_pref(h: &HeaderMap) -> Option<bool> {

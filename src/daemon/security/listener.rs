@@ -22,6 +22,26 @@ use tower_service::Service;
 
 use super::authn::Peer;
 
+/// Where the service listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(std::net::SocketAddr),
+    /// A Unix stream socket, created with `mode` (a stale socket file is replaced).
+    Unix {
+        path: std::path::PathBuf,
+        mode: u32,
+    },
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "tcp:{a}"),
+            Listen::Unix { path, .. } => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// The whole request head must arrive within this; also the idle keep-alive limit.

@@ -2,8 +2,10 @@
 //! Unix peer credentials), what they may run, how fast, a record of what ran, a result cache,
 //! a circuit breaker on sandbox set-up, and hardened HTTP defaults.
 //!
-//! Each submodule is self-contained and unit-tested; `layer` wires them into the router and the
-//! execute path. docs/security-service.md is the operator's reference.
+//! Each submodule is self-contained and unit-tested; `layer` is the router's security middleware.
+//! The engine (`crate::daemon::engine`) applies grants, the breaker and the cache to runs; this
+//! folder never imports the execution side. docs/security-service.md is the operator's
+//! reference.
 
 pub mod audit;
 pub mod authn;
@@ -13,7 +15,6 @@ pub mod browser;
 pub mod cache;
 pub mod config;
 pub mod cors;
-pub mod hooks;
 pub mod jwt;
 pub mod keys;
 pub mod layer;

@@ -99,8 +99,8 @@ impl SecurityConfig {
     }
 
     /// The `--check-config` summary of who may call what.
-    pub fn describe(&self, listen: &[crate::daemon::config::Listen]) -> String {
-        use crate::daemon::config::Listen;
+    pub fn describe(&self, listen: &[crate::daemon::security::listener::Listen]) -> String {
+        use crate::daemon::security::listener::Listen;
         let mut out = String::from("who may call what:\n");
         for l in listen {
             let (m, given) = match l {

@@ -24,7 +24,7 @@ use super::breaker::BreakerSettings;
 use super::cache::CacheSettings;
 use super::cors::Cors;
 use super::keys;
-use super::listener::HttpLimits;
+use super::listener::{HttpLimits, Listen};
 use super::ratelimit::Rate;
 use super::tls::TlsSettings;
 use crate::policy::NetworkMode;
@@ -127,12 +127,12 @@ impl Default for SecurityConfig {
 
 impl SecurityConfig {
     /// `check_exposure` and `check_required` for the service's listen addresses.
-    pub fn check_listen(&self, listen: &[crate::daemon::config::Listen]) -> Result<(), String> {
+    pub fn check_listen(&self, listen: &[Listen]) -> Result<(), String> {
         let tcp: Vec<std::net::SocketAddr> = listen
             .iter()
             .filter_map(|l| match l {
-                crate::daemon::config::Listen::Tcp(a) => Some(*a),
-                crate::daemon::config::Listen::Unix { .. } => None,
+                Listen::Tcp(a) => Some(*a),
+                Listen::Unix { .. } => None,
             })
             .collect();
         self.check_exposure(&tcp)?;

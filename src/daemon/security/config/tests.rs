@@ -199,7 +199,7 @@ fn configured_credentials_are_the_default_methods() {
     assert!(c.auth.tcp.api_key && !c.auth.tcp.jwt && !c.auth.tcp.mtls);
     assert!(c.auth.unix.api_key && !c.auth.unix.peer);
     assert!(c.check_required(true, true).is_ok());
-    let text = c.describe(&[crate::daemon::config::Listen::Tcp(
+    let text = c.describe(&[crate::daemon::security::listener::Listen::Tcp(
         "127.0.0.1:2000".parse().unwrap(),
     )]);
     assert!(

@@ -11,9 +11,7 @@ use axum::body::{Body, Bytes};
 use futures_util::stream;
 use serde::Serialize;
 
-use super::error::ApiError;
-use super::exec::Running;
-use super::launcher::Event;
+use crate::daemon::engine::{EngineError, Event, Run};
 use crate::verdict::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +146,7 @@ pub struct VerdictOut<'a> {
 
 struct Live {
     format: Format,
-    running: Running,
+    running: Run,
     stdout: Utf8Carry,
     stderr: Utf8Carry,
     request_id: String,
@@ -162,7 +160,7 @@ enum State {
 
 /// The body of a streamed run. Dropping it (the client went away) drops `running`, which kills
 /// the sandbox.
-pub fn body(format: Format, running: Running, request_id: &str, profile: &str) -> Body {
+pub fn body(format: Format, running: Run, request_id: &str, profile: &str) -> Body {
     let mut first = Vec::new();
     format.frame(
         &Ev::Start {
@@ -235,9 +233,9 @@ fn chunk<'a>(stream: &str, (data, encoding): &'a (String, &'static str)) -> Ev<'
     }
 }
 
-fn error_frame(format: Format, e: &ApiError, out: &mut Vec<u8>) {
+fn error_frame(format: Format, e: &EngineError, out: &mut Vec<u8>) {
     let ev = Ev::Error {
-        code: e.code.as_str(),
+        code: e.kind.as_str(),
         message: &e.message,
     };
     format.frame(&ev, out);

@@ -1,6 +1,5 @@
-//! The HTTP server: routes, the per-request middleware (request id, log line, metrics),
-//! TCP and Unix listeners, signals (SIGTERM/SIGINT drain, SIGHUP reload) and systemd
-//! notifications.
+//! The HTTP server: the per-request middleware (request id, log line, metrics), TCP and Unix
+//! listeners, signals (SIGTERM/SIGINT drain, SIGHUP reload) and systemd notifications.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::sync::Arc;
@@ -8,119 +7,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, Uri};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use super::app::App;
-use super::config::Listen;
-use super::error::{ApiError, Code};
-use super::notify::{self, Notifier};
-use super::security::layer::Security;
-use super::security::listener::{self, Bound};
-use super::{native, piston, security};
-
-/// The id of the request being handled (also sent back as `x-request-id`).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// Read a whole body, refusing more than `limit` bytes with 413.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        match too_large {
-            true => ApiError::new(
-                Code::BodyTooLarge,
-                format!("request body larger than {limit} bytes"),
-            ),
-            false => ApiError::new(Code::InvalidBody, "the request body could not be read"),
-        }
-    })
-}
-
-/// Every route of the service.
-pub fn router(app: Arc<App>) -> Router {
-    let mut r = Router::new()
-        .route("/healthz", get(native::healthz))
-        .route("/readyz", get(native::readyz))
-        .route("/metrics", get(native::metrics))
-        .route("/", get(root))
-        .route("/v1/execute", post(native::execute))
-        .route("/v1/check", post(native::check))
-        .route("/v1/profiles", get(native::profiles))
-        .route("/v1/profiles/{name}", get(native::profile))
-        .route("/v1/runtimes", get(native::runtimes))
-        .route("/v1/openapi.yaml", get(native::openapi));
-    if app.config.piston.enabled {
-        // Both prefixes (self-hosted and emkc.org's), with and without the trailing slash that
-        // Express ignores and aiopyston sends.
-        for prefix in ["/api/v2", "/api/v2/piston"] {
-            for slash in ["", "/"] {
-                r = r
-                    .route(&format!("{prefix}/runtimes{slash}"), get(piston::runtimes))
-                    .route(&format!("{prefix}/execute{slash}"), post(piston::execute))
-                    .route(
-                        &format!("{prefix}/packages{slash}"),
-                        get(piston::packages)
-                            .post(piston::install)
-                            .delete(piston::uninstall),
-                    );
-            }
-        }
-    }
-    r.fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
-        // Inside `track`, so refusals get a request id, a log line and metrics too.
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&app.security),
-            security::layer::middleware,
-        ))
-        // Inside `track` too: a panicking request is logged and counted as its 500.
-        .layer(middleware::from_fn(super::panic::catch))
-        .layer(middleware::from_fn_with_state(Arc::clone(&app), track))
-        .with_state(app)
-}
-
-async fn root() -> Response {
-    let version = env!("CARGO_PKG_VERSION");
-    axum::Json(serde_json::json!({
-        "message": format!("stockade v{version} (Piston v2 compatible)"),
-        "service": "stockade",
-        "version": version,
-    }))
-    .into_response()
-}
-
-fn piston_path(uri: &Uri) -> bool {
-    uri.path() == "/api/v2" || uri.path().starts_with("/api/v2/")
-}
-
-async fn fallback(uri: Uri) -> Response {
-    if piston_path(&uri) {
-        return piston::not_found().await;
-    }
-    ApiError::new(Code::NotFound, format!("no route for {}", uri.path())).into_response()
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    // Express has no 405: an unrouted method is a 404 there.
-    if piston_path(&uri) {
-        return piston::not_found().await;
-    }
-    let msg = format!("{method} is not allowed on {}", uri.path());
-    ApiError::new(Code::MethodNotAllowed, msg).into_response()
-}
+use crate::daemon::app::App;
+use crate::daemon::config::Listen;
+use crate::daemon::notify::{self, Notifier};
+use crate::daemon::route::RequestId;
+use crate::daemon::security::layer::Security;
+use crate::daemon::security::listener::{self, Bound};
 
 /// Request id, one log line and the metrics for every request.
-async fn track(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+pub async fn track(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -157,8 +61,8 @@ async fn track(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
     response
 }
 
-/// Serve until SIGTERM or SIGINT, then drain.
-pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
+/// Serve `router` until SIGTERM or SIGINT, then drain.
+pub async fn run(app: Arc<App>, router: Router) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every address is bound before any is served, so a client that finds one answering (a
     // readiness probe) finds them all.
@@ -168,11 +72,7 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
     }
     let mut servers: Vec<Server> = Vec::new();
     for (listen, b) in bound {
-        let (router, limits, stop) = (
-            router(Arc::clone(&app)),
-            app.security.config.http,
-            stop_rx.clone(),
-        );
+        let (router, limits, stop) = (router.clone(), app.security.config.http, stop_rx.clone());
         servers.push(tokio::spawn(async move {
             listener::serve(b, router, limits, stop).await;
             Ok(())
@@ -188,8 +88,8 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        app.admission.max_concurrent(),
-        app.admission.queue_size()
+        app.engine.gauges().max_concurrent,
+        app.engine.gauges().queue_size
     );
     if let Some(n) = &notifier {
         n.send(&format!("READY=1\n{status}"));
@@ -271,8 +171,8 @@ async fn drain(
     stop: &watch::Sender<bool>,
     servers: Vec<Server>,
 ) {
-    let running = app.admission.running();
-    let queued = app.admission.queued();
+    let gauges = app.engine.gauges();
+    let (running, queued) = (gauges.running, gauges.queued);
     let timeout_ms = u64::try_from(app.config.drain_timeout.as_millis()).unwrap_or(u64::MAX);
     tracing::info!(running, queued, timeout_ms, "draining");
     if let Some(n) = notifier {
@@ -280,17 +180,17 @@ async fn drain(
             "STOPPING=1\nSTATUS=draining: {running} running, {queued} queued"
         ));
     }
-    app.start_drain();
+    app.engine.start_drain();
     let deadline = Instant::now() + app.config.drain_timeout;
     let mut killed = 0;
-    if !app.admission.wait_idle(deadline).await {
-        killed = app.admission.running();
+    if !app.engine.wait_idle(deadline).await {
+        killed = app.engine.gauges().running;
         tracing::warn!(
             killed,
             "drain deadline passed; killing the remaining sandboxes"
         );
-        app.kill_all();
-        app.admission
+        app.engine.kill_all();
+        app.engine
             .wait_idle(Instant::now() + Duration::from_secs(5))
             .await;
     }
@@ -325,7 +225,7 @@ async fn watchdog(app: Arc<App>, every: Duration) {
     loop {
         tick.tick().await;
         // A dead launcher means no sandbox can start: let systemd's watchdog restart us.
-        if app.launcher.alive() {
+        if app.engine.spawner().alive() {
             n.send("WATCHDOG=1");
         } else {
             tracing::error!("the sandbox launcher is gone; withholding the watchdog ping");

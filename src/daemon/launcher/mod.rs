@@ -1,32 +1,32 @@
 //! The fork-server launcher: sandboxes are never cloned from a tokio thread (DESIGN §3).
 //!
 //! `Launcher::start` forks a single-threaded launcher process before the runtime exists. For each
-//! job the service creates a socket pair and passes one end over the control socket
-//! (`SCM_RIGHTS`); the launcher forks a worker (a copy of a single-threaded process, so `clone3` and
-//! the child's allocations are safe), which reads the job from its end, runs the synchronous
-//! `sandbox::run`, streams output as frames and ends with the verdict. Closing the service's end
-//! cancels the run: the worker polls its socket as the sandbox's cancel fd.
+//! job the service creates a socket pair and passes one end over the control socket with a
+//! `Spawn` message (`SCM_RIGHTS`); the launcher forks a worker (a copy of a single-threaded
+//! process, so `clone3` and the child's allocations are safe), which reads the job from its end,
+//! runs the synchronous `sandbox::run`, streams output and ends with the verdict. The messages
+//! and their encoding are in `wire` (typed, versioned, bounded).
 //!
-//! Wire format on the per-job socket:
-//! - job (service → worker): one JSON line `{"policy":…,"files":[{"path":…,"len":N}],"stdin_len":N}`
-//!   followed by the raw bytes of each file, then of stdin;
-//! - events (worker → service): frames `tag:u8 len:u32le bytes`, tag `o` stdout, `e` stderr, `v` the
-//!   verdict as JSON (always last).
+//! Standard input arrives before the run starts (`Stdin` frames, then `CloseStdin`): the
+//! runtime takes it as bytes. During the run the worker's socket is the runtime's cancel fd: the
+//! service sends `Cancel` (and closes its end when the run's handle is dropped), and the runtime
+//! kills the sandbox. Stdin while running and `Signal` need the lifecycle runtime's agent; until
+//! then the service sends neither during a run.
+
+pub mod wire;
 
 use std::cell::Cell;
-use std::io::{BufRead, BufReader, IoSlice, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-};
-use serde::{Deserialize, Serialize};
+use nix::sys::socket::{AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use self::wire::{Control, FromWorker, ToWorker, WireError};
 use crate::cgroup::{CgroupOptions, LimitManager};
 use crate::policy::Policy;
 use crate::sandbox::{self, Channel, Echo, RunOptions, Stdin};
@@ -35,8 +35,6 @@ use crate::verdict::Verdict;
 
 /// A worker gives up on a service that stops reading for this long and kills its sandbox.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest frame the service accepts (a verdict with two full output captures fits easily).
-const MAX_FRAME: usize = 256 << 20;
 
 /// Handle to the launcher process; cheap to clone, usable from any tokio task.
 #[derive(Clone)]
@@ -72,19 +70,6 @@ pub enum Event {
 pub struct Run {
     stream: tokio::net::UnixStream,
     done: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-struct JobHeader {
-    policy: Policy,
-    files: Vec<FileHeader>,
-    stdin_len: usize,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FileHeader {
-    path: PathBuf,
-    len: usize,
 }
 
 impl Launcher {
@@ -141,7 +126,7 @@ impl Launcher {
             let fds = [worker.as_raw_fd()];
             nix::sys::socket::sendmsg::<()>(
                 control.as_raw_fd(),
-                &[IoSlice::new(b"j")],
+                &[IoSlice::new(&Control::Spawn.encode())],
                 &[ControlMessage::ScmRights(&fds)],
                 MsgFlags::empty(),
                 None,
@@ -150,25 +135,19 @@ impl Launcher {
         drop(worker);
         mine.set_nonblocking(true)?;
         let mut stream = tokio::net::UnixStream::from_std(mine)?;
-        let header = JobHeader {
-            policy: job.policy,
-            files: job
-                .files
-                .iter()
-                .map(|(path, data)| FileHeader {
-                    path: path.clone(),
-                    len: data.len(),
-                })
-                .collect(),
-            stdin_len: job.stdin.len(),
-        };
-        let mut head = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-        head.push(b'\n');
-        stream.write_all(&head).await?;
-        for (_, data) in &job.files {
-            stream.write_all(data).await?;
+        let messages = [
+            ToWorker::Job {
+                policy: Box::new(job.policy),
+                files: job.files,
+            },
+            ToWorker::Stdin(job.stdin),
+            ToWorker::CloseStdin,
+        ];
+        for m in &messages {
+            stream
+                .write_all(&m.encode().map_err(std::io::Error::other)?)
+                .await?;
         }
-        stream.write_all(&job.stdin).await?;
         Ok(Run {
             stream,
             done: false,
@@ -195,38 +174,49 @@ impl Run {
         if self.done {
             return None;
         }
-        let mut head = [0u8; 5];
-        if self.stream.read_exact(&mut head).await.is_err() {
-            self.done = true;
-            return None;
-        }
-        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if len > MAX_FRAME {
-            self.done = true;
-            return None;
-        }
-        let mut data = vec![0u8; len];
-        if self.stream.read_exact(&mut data).await.is_err() {
-            self.done = true;
-            return None;
-        }
-        match head[0] {
-            b'o' => Some(Event::Stdout(data)),
-            b'e' => Some(Event::Stderr(data)),
-            b'v' => {
+        let event = match self.read().await {
+            Ok(FromWorker::Stdout(b)) => Some(Event::Stdout(b)),
+            Ok(FromWorker::Stderr(b)) => Some(Event::Stderr(b)),
+            Ok(FromWorker::Verdict(v)) => {
                 self.done = true;
-                match serde_json::from_slice(&data) {
-                    Ok(v) => Some(Event::Finished(Box::new(v))),
-                    Err(e) => {
-                        tracing::error!("unreadable verdict from a worker: {e}");
-                        None
-                    }
-                }
+                Some(Event::Finished(v))
             }
-            _ => {
-                self.done = true;
+            Ok(FromWorker::Unsupported(why)) => {
+                tracing::error!("the sandbox worker refused the job: {why}");
                 None
             }
+            Err(WireError::Closed) => None,
+            Err(e) => {
+                tracing::error!("unreadable frame from a worker: {e}");
+                None
+            }
+        };
+        self.done |= event.is_none();
+        event
+    }
+
+    async fn read(&mut self) -> Result<FromWorker, WireError> {
+        let mut head = [0u8; wire::HEADER];
+        match self.stream.read_exact(&mut head).await {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(WireError::Closed);
+            }
+            other => other?,
+        };
+        let (tag, len) = wire::header(&head)?;
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).await?;
+        FromWorker::decode(tag, &payload)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.done {
+            // Say so explicitly; closing the socket right after is the backstop.
+            let _ = self
+                .stream
+                .try_write(&ToWorker::Cancel.encode().unwrap_or_default());
         }
     }
 }
@@ -237,74 +227,73 @@ fn serve(control: &OwnedFd, manager: Option<&LimitManager>) {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64);
     // Workers are reaped by the kernel (SIGCHLD ignored); each reports over its own socket.
     let _ = sys::set_sigchld_ignored(true);
+    let mut buf = [0u8; wire::MAX_CONTROL + 1];
     loop {
-        let fd = match receive_fd(control.as_raw_fd()) {
-            Ok(Some(fd)) => fd,
-            Ok(None) => return,
-            Err(nix::errno::Errno::EINTR) => continue,
+        let (len, fd) = match sys::recv_with_fd(control.as_fd(), &mut buf) {
+            Ok((0, _)) => return,
+            Ok(received) => received,
             Err(e) => {
                 tracing::error!("launcher: recvmsg on the control socket: {e}");
                 return;
             }
         };
-        match sys::fork() {
-            Ok(nix::unistd::ForkResult::Child) => {
-                let _ = sys::set_sigchld_ignored(false);
-                let code = worker(UnixStream::from(fd), manager);
-                sys::exit_now(code)
-            }
-            Ok(nix::unistd::ForkResult::Parent { .. }) => drop(fd),
-            Err(e) => {
-                tracing::error!("launcher: fork a worker: {e}");
-                // The service sees the socket close without a verdict and reports the failure.
-                drop(fd);
-            }
+        let Some(fd) = fd else {
+            tracing::error!("launcher: a control message without its job socket");
+            continue;
+        };
+        match Control::decode(buf.get(..len).unwrap_or_default()) {
+            Ok(Control::Spawn) => fork_worker(fd, manager),
+            Ok(other) => refuse(fd, &format!("{other:?} is not available: no warm pool")),
+            Err(e) => refuse(fd, &e.to_string()),
         }
     }
 }
 
-fn receive_fd(control: RawFd) -> Result<Option<OwnedFd>, nix::errno::Errno> {
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        control,
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    if msg.bytes == 0 {
-        return Ok(None);
-    }
-    for cmsg in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
-                return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
-            }
+/// Answer a control message the launcher cannot act on, on its job socket.
+fn refuse(fd: OwnedFd, why: &str) {
+    tracing::error!("launcher: {why}");
+    let mut sock = UnixStream::from(fd);
+    let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
+    let _ = FromWorker::Unsupported(why.to_string()).write_to(&mut sock);
+}
+
+fn fork_worker(fd: OwnedFd, manager: Option<&LimitManager>) {
+    match sys::fork() {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = sys::set_sigchld_ignored(false);
+            let code = worker(UnixStream::from(fd), manager);
+            sys::exit_now(code)
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => drop(fd),
+        Err(e) => {
+            tracing::error!("launcher: fork a worker: {e}");
+            // The service sees the socket close without a verdict and reports the failure.
+            drop(fd);
         }
     }
-    Err(nix::errno::Errno::EBADMSG)
 }
 
 /// One job in a worker process; returns the exit code.
 fn worker(sock: UnixStream, manager: Option<&LimitManager>) -> i32 {
     let job = match read_job(&sock) {
-        Ok(job) => job,
+        Ok(Some(job)) => job,
+        // Cancelled before it started: nobody waits for a verdict.
+        Ok(None) => return 0,
         Err(e) => {
             tracing::error!("worker: unreadable job: {e}");
+            let _ = FromWorker::Unsupported(e.to_string()).write_to(&mut &sock);
             return 1;
         }
     };
     let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
     let broken = Cell::new(false);
     let emit = |channel: Channel, data: &[u8]| {
-        let tag = if channel == Channel::Stdout {
-            b'o'
-        } else {
-            b'e'
+        let chunk = data.to_vec();
+        let m = match channel {
+            Channel::Stdout => FromWorker::Stdout(chunk),
+            Channel::Stderr => FromWorker::Stderr(chunk),
         };
-        if !broken.get() && write_frame(&sock, tag, data).is_err() {
+        if !broken.get() && m.write_to(&mut &sock).is_err() {
             // The service stopped reading: make our own end readable (EOF) so the run is cancelled.
             broken.set(true);
             let _ = sock.shutdown(std::net::Shutdown::Read);
@@ -320,9 +309,9 @@ fn worker(sock: UnixStream, manager: Option<&LimitManager>) -> i32 {
         ids: None,
     };
     let verdict = sandbox::stages::run(&job.policy, opts);
-    match serde_json::to_vec(&verdict) {
-        Ok(json) if write_frame(&sock, b'v', &json).is_ok() => 0,
-        _ => 1,
+    match FromWorker::Verdict(Box::new(verdict)).write_to(&mut &sock) {
+        Ok(()) => 0,
+        Err(_) => 1,
     }
 }
 
@@ -332,32 +321,46 @@ struct ReadJob {
     stdin: Vec<u8>,
 }
 
-fn read_job(sock: &UnixStream) -> std::io::Result<ReadJob> {
-    let mut reader = BufReader::new(sock);
-    let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line)?;
-    let header: JobHeader = serde_json::from_slice(&line).map_err(std::io::Error::other)?;
-    let mut read = |len: usize| -> std::io::Result<Vec<u8>> {
-        let mut data = vec![0u8; len];
-        reader.read_exact(&mut data)?;
-        Ok(data)
+/// The job and its standard input, up to `CloseStdin`; `None` when the service cancelled first.
+fn read_job(mut sock: &UnixStream) -> Result<Option<ReadJob>, WireError> {
+    let (tag, payload) = wire::read_frame(&mut sock)?;
+    let (policy, files) = match ToWorker::decode(tag, &payload)? {
+        ToWorker::Job { policy, files } => (*policy, files),
+        ToWorker::Cancel => return Ok(None),
+        other => return Err(unexpected(&other, "before the job")),
     };
-    let mut files = Vec::with_capacity(header.files.len());
-    for f in header.files {
-        files.push((f.path, read(f.len)?));
+    let mut stdin = Vec::new();
+    loop {
+        let (tag, payload) = wire::read_frame(&mut sock)?;
+        match ToWorker::decode(tag, &payload)? {
+            ToWorker::Stdin(chunk) => {
+                if stdin.len() + chunk.len() > wire::MAX_FRAME {
+                    return Err(WireError::TooLarge(stdin.len() + chunk.len()));
+                }
+                stdin.extend_from_slice(&chunk);
+            }
+            ToWorker::CloseStdin => break,
+            ToWorker::Cancel => return Ok(None),
+            other => return Err(unexpected(&other, "before the run starts")),
+        }
     }
-    let stdin = read(header.stdin_len)?;
-    Ok(ReadJob {
-        policy: header.policy,
+    Ok(Some(ReadJob {
+        policy,
         files,
         stdin,
-    })
+    }))
 }
 
-fn write_frame(mut sock: &UnixStream, tag: u8, data: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other("frame too large"))?;
-    let mut head = [tag, 0, 0, 0, 0];
-    head[1..].copy_from_slice(&len.to_le_bytes());
-    sock.write_all(&head)?;
-    sock.write_all(data)
+fn unexpected(m: &ToWorker, when: &str) -> WireError {
+    let name = match m {
+        ToWorker::Job { .. } => "a second job",
+        ToWorker::Stdin(_) => "stdin",
+        ToWorker::CloseStdin => "close-stdin",
+        ToWorker::Signal(_) => "a signal",
+        ToWorker::Cancel => "cancel",
+    };
+    WireError::Malformed {
+        tag: '-',
+        why: format!("{name} {when} is not supported"),
+    }
 }

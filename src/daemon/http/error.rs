@@ -1,10 +1,15 @@
 //! API errors: one type with a stable machine-readable `code`, an HTTP status and a message that
-//! never carries host paths or internal details (those go to the log with the request id).
+//! never carries host paths or internal details (those go to the log with the request id). The
+//! engine's `EngineError` maps onto it here (`From`), and it renders in the shape of the route's
+//! API (`Shape`): the native `{code, message}` or Piston's `{message}`.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::daemon::engine::{EngineError, Kind};
+use crate::daemon::route::Shape;
 
 /// The stable error codes of the native API (docs/service.md lists them with their statuses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +28,8 @@ pub enum Code {
     UnsupportedMediaType,
     /// The body exceeds the configured size.
     BodyTooLarge,
+    /// The body did not arrive within the body timeout (a slow client).
+    RequestTimeout,
     /// No profile (or language alias) of that name.
     UnknownProfile,
     /// A requested limit above the profile's maximum.
@@ -56,6 +63,7 @@ impl Code {
             Code::RequestTooLarge => "request_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::BodyTooLarge => "body_too_large",
+            Code::RequestTimeout => "request_timeout",
             Code::UnknownProfile => "unknown_profile",
             Code::LimitExceedsProfile => "limit_exceeds_profile",
             Code::CheckRequired => "check_required",
@@ -80,6 +88,7 @@ impl Code {
             | Code::LimitExceedsProfile => StatusCode::BAD_REQUEST,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::UnknownProfile | Code::NotFound => StatusCode::NOT_FOUND,
             Code::CheckRequired | Code::Forbidden => StatusCode::FORBIDDEN,
             Code::QueueFull => StatusCode::TOO_MANY_REQUESTS,
@@ -92,11 +101,24 @@ impl Code {
     }
 }
 
-/// Which API answers: the native one (`code` + `message`) or Piston (`message` only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Native,
-    Piston,
+impl From<Kind> for Code {
+    fn from(kind: Kind) -> Code {
+        match kind {
+            Kind::InvalidRequest => Code::InvalidRequest,
+            Kind::InvalidFiles => Code::InvalidFiles,
+            Kind::RequestTooLarge => Code::RequestTooLarge,
+            Kind::UnknownProfile => Code::UnknownProfile,
+            Kind::LimitExceedsProfile => Code::LimitExceedsProfile,
+            Kind::CheckRequired => Code::CheckRequired,
+            Kind::Forbidden => Code::Forbidden,
+            Kind::QueueFull => Code::QueueFull,
+            Kind::QueueTimeout => Code::QueueTimeout,
+            Kind::Draining => Code::Draining,
+            Kind::Unavailable => Code::Unavailable,
+            Kind::SandboxUnavailable => Code::SandboxUnavailable,
+            Kind::Internal => Code::Internal,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +127,7 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (overload and drain answers).
     pub retry_after: Option<u64>,
-    pub flavor: Flavor,
+    pub shape: Shape,
     /// The status to send instead of the code's own (Piston's 400 for every validation error).
     pub status: Option<StatusCode>,
 }
@@ -116,18 +138,18 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
-            flavor: Flavor::Native,
+            shape: Shape::Native,
             status: None,
         }
     }
 
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs.max(1));
-        self
+    pub fn piston(self) -> Self {
+        self.shaped(Shape::Piston)
     }
 
-    pub fn piston(mut self) -> Self {
-        self.flavor = Flavor::Piston;
+    /// Render in the error shape of another API.
+    pub fn shaped(mut self, shape: Shape) -> Self {
+        self.shape = shape;
         self
     }
 
@@ -153,12 +175,24 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        ApiError {
+            code: e.kind.into(),
+            message: e.message,
+            retry_after: e.retry_after,
+            shape: Shape::Native,
+            status: None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match self.flavor {
-            Flavor::Native => json!({"code": self.code.as_str(), "message": self.message}),
-            Flavor::Piston => json!({"message": self.message}),
+        let body = match self.shape {
+            Shape::Native => json!({"code": self.code.as_str(), "message": self.message}),
+            Shape::Piston => json!({"message": self.message}),
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
@@ -170,20 +204,70 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer for a path no route serves: Piston (Express) answers `{"message":"Not Found"}`.
+pub fn no_route(shape: Shape, uri: &Uri) -> Response {
+    match shape {
+        Shape::Piston => ApiError::new(Code::NotFound, "Not Found")
+            .piston()
+            .into_response(),
+        Shape::Native => {
+            ApiError::new(Code::NotFound, format!("no route for {}", uri.path())).into_response()
+        }
+    }
+}
+
+/// The answer for a method a route does not serve; Express has no 405: a 404 there.
+pub fn no_method(shape: Shape, method: &Method, uri: &Uri) -> Response {
+    match shape {
+        Shape::Piston => no_route(shape, uri),
+        Shape::Native => {
+            let msg = format!("{method} is not allowed on {}", uri.path());
+            ApiError::new(Code::MethodNotAllowed, msg).into_response()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn overload_answers_carry_retry_after() {
-        let r = ApiError::new(Code::QueueFull, "busy")
-            .retry_after(0)
+        let r = ApiError::from(EngineError::new(Kind::QueueFull, "busy").retry_after(0))
             .into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         let r = ApiError::new(Code::Draining, "bye").into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn engine_errors_keep_code_message_and_retry() {
+        let e = EngineError::new(Kind::QueueFull, "busy").retry_after(3);
+        let api = ApiError::from(e);
+        assert_eq!((api.code, api.message.as_str()), (Code::QueueFull, "busy"));
+        let r = api.into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
+        let kinds = [
+            Kind::InvalidRequest,
+            Kind::InvalidFiles,
+            Kind::RequestTooLarge,
+            Kind::UnknownProfile,
+            Kind::LimitExceedsProfile,
+            Kind::CheckRequired,
+            Kind::Forbidden,
+            Kind::QueueFull,
+            Kind::QueueTimeout,
+            Kind::Draining,
+            Kind::Unavailable,
+            Kind::SandboxUnavailable,
+            Kind::Internal,
+        ];
+        for k in kinds {
+            assert_eq!(Code::from(k).as_str(), k.as_str(), "same stable code");
+        }
     }
 
     #[test]

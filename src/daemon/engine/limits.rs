@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::error::{ApiError, Code};
+use super::error::{EngineError, Kind};
 use crate::policy::{Policy, SANDBOX_DIR};
 
 /// Files per request.
@@ -45,12 +45,12 @@ const PAGE: u64 = 4096;
 /// Inodes of the work dir kept free for the payload and the profile's own copies.
 const INODE_RESERVE: u64 = 16;
 
-fn too_large(msg: String) -> ApiError {
-    ApiError::new(Code::RequestTooLarge, msg)
+fn too_large(msg: String) -> EngineError {
+    EngineError::new(Kind::RequestTooLarge, msg)
 }
 
-fn bad_files(msg: String) -> ApiError {
-    ApiError::new(Code::InvalidFiles, msg)
+fn bad_files(msg: String) -> EngineError {
+    EngineError::new(Kind::InvalidFiles, msg)
 }
 
 /// The name of a work file as the request gave it (its path below the work dir).
@@ -71,7 +71,7 @@ fn work_dir_inodes(size: u64) -> u64 {
 /// `policy` exactly as given: each path plain and below the work dir, within NAME_MAX and
 /// PATH_MAX, no duplicates, no file that is also another one's directory, nothing on top of the
 /// profile's own copies and binds, and everything within the work dir's bytes and inodes.
-pub fn check_files(files: &[(PathBuf, Vec<u8>)], policy: &Policy) -> Result<(), ApiError> {
+pub fn check_files(files: &[(PathBuf, Vec<u8>)], policy: &Policy) -> Result<(), EngineError> {
     // The run-time guard's own files (`crate::guard`) come from the profile, not the request;
     // on the host root they live outside /sandbox. In a prepared rootfs they share the work dir,
     // so there they count and collide like the request's.
@@ -115,7 +115,7 @@ pub fn check_files(files: &[(PathBuf, Vec<u8>)], policy: &Policy) -> Result<(), 
     check_space(&files, dirs.len(), policy)
 }
 
-fn check_path(path: &Path) -> Result<(), ApiError> {
+fn check_path(path: &Path) -> Result<(), EngineError> {
     let Ok(rest) = path.strip_prefix(SANDBOX_DIR) else {
         return Err(bad_files(format!(
             "file `{}` is not inside {SANDBOX_DIR}",
@@ -156,7 +156,7 @@ fn check_profile_paths(
     paths: &HashSet<&Path>,
     dirs: &HashSet<&Path>,
     policy: &Policy,
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     for c in &policy.copy_in {
         let t = c.target.as_path();
         if paths.contains(t) || dirs.contains(t) {
@@ -181,7 +181,7 @@ fn check_space(
     files: &[&(PathBuf, Vec<u8>)],
     dirs: usize,
     policy: &Policy,
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     let size = policy.limits.sandbox_size;
     let dirs = u64::try_from(dirs).unwrap_or(u64::MAX);
     let count = u64::try_from(files.len()).unwrap_or(u64::MAX);
@@ -261,7 +261,7 @@ fn names_path(message: &str, path: &str) -> bool {
 }
 
 /// Check the final command line and environment against what `execve` accepts.
-pub fn check_exec(argv: &[String], env: &[(String, String)]) -> Result<(), ApiError> {
+pub fn check_exec(argv: &[String], env: &[(String, String)]) -> Result<(), EngineError> {
     if argv.len() > MAX_ARGS {
         let msg = format!(
             "the command has {} arguments; at most {MAX_ARGS}",
@@ -305,16 +305,16 @@ pub fn check_exec(argv: &[String], env: &[(String, String)]) -> Result<(), ApiEr
 }
 
 /// A duration from a number of milliseconds off the wire: finite, non-negative, at most `max`.
-pub fn millis(field: &str, ms: f64, max: Duration) -> Result<Duration, ApiError> {
+pub fn millis(field: &str, ms: f64, max: Duration) -> Result<Duration, EngineError> {
     let d = Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
-        ApiError::new(
-            Code::InvalidRequest,
+        EngineError::new(
+            Kind::InvalidRequest,
             format!("`{field}` must be a non-negative number of milliseconds"),
         )
     })?;
     if d > max {
-        return Err(ApiError::new(
-            Code::LimitExceedsProfile,
+        return Err(EngineError::new(
+            Kind::LimitExceedsProfile,
             format!("`{field}` {ms} exceeds the maximum of {}", max.as_millis()),
         ));
     }
@@ -429,4 +429,4 @@ where
 
 #[cfg(test)]
 #[path = "limits_tests.rs"]
-pub(super) mod tests;
+pub(crate) mod tests;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::launcher::{Event, Job, Launcher};
-use super::semver::Version;
+use super::spawner::Spawner;
+use crate::daemon::launcher::{Event, Job};
+use crate::daemon::semver::Version;
 use crate::policy::Limits;
 use crate::profile::{Loader, Profile};
 use crate::verdict::Status;
@@ -72,6 +73,12 @@ impl Catalog {
             .or_else(|| self.aliases.get(name).and_then(|n| self.profiles.get(n)))
     }
 
+    /// A profile to change in place (tests shape the catalog they submit against).
+    #[cfg(test)]
+    pub fn profile_mut(&mut self, name: &str) -> Option<&mut Profile> {
+        self.profiles.get_mut(name)
+    }
+
     /// Every name and alias, for "did you mean" hints.
     pub fn names(&self) -> Vec<String> {
         self.profiles
@@ -101,7 +108,7 @@ impl Catalog {
                 command: p.policy.argv.clone(),
                 language: p.policy.analysis.language.clone(),
                 limits: p.policy.limits.clone(),
-                check: super::exec::mode_name(p.policy.analysis.mode),
+                check: p.policy.analysis.mode.as_str(),
             })
             .collect()
     }
@@ -123,7 +130,7 @@ pub type Versions = BTreeMap<String, Option<Version>>;
 /// runtime's own profile), unless the config names one. An interpreter that runs but prints no
 /// version reports 0.0.0; one that cannot be executed (exit 126/127) is left out.
 pub async fn detect_versions(
-    launcher: &Launcher,
+    spawner: &dyn Spawner,
     catalog: &Catalog,
     configured: &BTreeMap<String, String>,
 ) -> Versions {
@@ -133,7 +140,7 @@ pub async fn detect_versions(
             out.insert(p.name.clone(), Some(v));
             continue;
         }
-        let found = ask_version(launcher, p).await;
+        let found = ask_version(spawner, p).await;
         match &found {
             Some(v) => tracing::debug!(runtime = %p.name, version = %v, "runtime version"),
             None => {
@@ -152,7 +159,7 @@ const UNKNOWN: Version = Version {
     patch: 0,
 };
 
-async fn ask_version(launcher: &Launcher, p: &Profile) -> Option<Version> {
+async fn ask_version(spawner: &dyn Spawner, p: &Profile) -> Option<Version> {
     let mut policy = p.policy.clone();
     // A compiled language's version is its compiler's, asked under the compile stage's limits.
     let program = match policy.compile.take() {
@@ -175,7 +182,7 @@ async fn ask_version(launcher: &Launcher, p: &Profile) -> Option<Version> {
         files: Vec::new(),
         stdin: Vec::new(),
     };
-    let mut run = match launcher.spawn(job).await {
+    let mut run = match spawner.spawn(job).await {
         Ok(run) => run,
         Err(e) => {
             tracing::warn!(runtime = %p.name, "version probe not started: {e}");

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::server::RequestId;
+use crate::daemon::route::RequestId;
 
 /// The process allowed to unwind; 0 until `guard_forks` runs.
 static UNWINDING_PID: AtomicU32 = AtomicU32::new(0);
