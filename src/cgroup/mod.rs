@@ -81,7 +81,7 @@ impl FromStr for BackendKind {
 }
 
 /// How the manager is set up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupOptions {
     /// A delegated cgroup2 directory to create the groups in (`--cgroup-root`), instead of the
     /// process's own cgroup.

@@ -58,8 +58,16 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // The launcher (and every sandbox it starts) is forked before the configuration is read, so
+    // it never holds the TLS key, the JWT secret or the API-key hashes.
+    let launcher = match args.check_config {
+        true => None,
+        false => {
+            Some(crate::daemon::launcher::Launcher::fork().context("fork the sandbox launcher")?)
+        }
+    };
     let config = load(&args)?;
-    if args.check_config {
+    let Some(launcher) = launcher else {
         // What `serve` itself would refuse (an unauthenticated address beyond loopback, a
         // listener that ignores the configured credentials).
         config
@@ -80,8 +88,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         print!("{}", config.security.describe(&config.listen));
         return Ok(ExitCode::SUCCESS);
-    }
-    crate::daemon::serve(config)?;
+    };
+    crate::daemon::serve(config, launcher)?;
     Ok(ExitCode::SUCCESS)
 }
 

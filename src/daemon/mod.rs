@@ -28,17 +28,19 @@ use anyhow::Context;
 pub use config::{Config, Listen};
 pub use http::panic;
 
-/// Run the service until SIGTERM/SIGINT. Must be called while the process is single-threaded:
-/// the launcher is forked first, then the tokio runtime is built.
-pub fn serve(config: Config) -> anyhow::Result<()> {
+/// Run the service until SIGTERM/SIGINT with a launcher forked (`launcher::Launcher::fork`)
+/// before the configuration was read. Must be called while the process is single-threaded: the
+/// launcher is configured first, then the tokio runtime is built.
+pub fn serve(config: Config, launcher: launcher::Pending) -> anyhow::Result<()> {
     config
         .security
         .check_listen(&config.listen)
         .map_err(anyhow::Error::msg)?;
     let security =
         security::layer::Security::new(config.security.clone()).context("open the audit log")?;
-    let launcher =
-        launcher::Launcher::start(config.cgroup.clone()).context("start the sandbox launcher")?;
+    let launcher = launcher
+        .configure(config.cgroup.clone())
+        .context("start the sandbox launcher")?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)

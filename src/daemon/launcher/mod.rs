@@ -73,22 +73,15 @@ pub struct Run {
 }
 
 impl Launcher {
-    /// Detect the limit backend and fork the launcher. Call before building the tokio runtime: the
-    /// process must be single-threaded. An explicit cgroup root or backend that does not work is an
-    /// error; with automatic detection a host without usable cgroups runs jobs without kernel
-    /// limits, and jobs that ask for them fail closed.
+    /// Fork the launcher and configure it: `fork` then `Pending::configure`.
     pub fn start(limits: CgroupOptions) -> std::io::Result<Launcher> {
-        let explicit = limits.root.is_some() || limits.force.is_some();
-        let manager = match LimitManager::detect(&limits) {
-            Ok(m) => Some(m),
-            Err(e) if !explicit => {
-                tracing::warn!(
-                    "no cgroup limit backend, sandboxes run without kernel memory/pids/cpu limits: {e}"
-                );
-                None
-            }
-            Err(e) => return Err(std::io::Error::other(format!("cgroup limit manager: {e}"))),
-        };
+        Launcher::fork()?.configure(limits)
+    }
+
+    /// Fork the launcher, before the service reads its configuration: the launcher, and every
+    /// worker and sandbox forked from it, then holds none of the service's secrets (TLS key, JWT
+    /// secret, API-key hashes). Call while the process is single-threaded (before the runtime).
+    pub fn fork() -> std::io::Result<Pending> {
         let (ours, theirs) = nix::sys::socket::socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -98,17 +91,17 @@ impl Launcher {
         match sys::fork()? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                serve(&theirs, manager.as_ref());
+                if let Some(manager) = configure(&theirs) {
+                    serve(&theirs, manager.as_ref());
+                }
                 sys::exit_now(0)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
                 let pidfd = sys::pidfd_open(child.as_raw())?;
-                Ok(Launcher {
-                    inner: Arc::new(Inner {
-                        control: Mutex::new(ours),
-                        pidfd,
-                    }),
+                Ok(Pending {
+                    control: ours,
+                    pidfd,
                 })
             }
         }
@@ -222,6 +215,85 @@ impl Drop for Run {
 }
 
 /// The launcher's loop: one worker per job, until the service closes the control socket.
+/// A forked launcher that has not been told its cgroup options yet.
+pub struct Pending {
+    control: OwnedFd,
+    pidfd: OwnedFd,
+}
+
+impl Pending {
+    /// Send the cgroup options; the launcher detects the limit backend. An explicit cgroup root or
+    /// backend that does not work is an error; with automatic detection a host without usable
+    /// cgroups runs jobs without kernel limits, and jobs that ask for them fail closed.
+    pub fn configure(self, limits: CgroupOptions) -> std::io::Result<Launcher> {
+        nix::sys::socket::send(
+            self.control.as_raw_fd(),
+            &Control::Configure(limits).encode(),
+            MsgFlags::empty(),
+        )?;
+        let mut buf = [0u8; wire::MAX_CONTROL + 1];
+        let n = nix::sys::socket::recv(self.control.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        match Control::decode(buf.get(..n).unwrap_or_default()) {
+            Ok(Control::Configured(None)) => Ok(Launcher {
+                inner: Arc::new(Inner {
+                    control: Mutex::new(self.control),
+                    pidfd: self.pidfd,
+                }),
+            }),
+            Ok(Control::Configured(Some(why))) => Err(std::io::Error::other(why)),
+            Ok(other) => Err(std::io::Error::other(format!(
+                "launcher answered {other:?} to its configuration"
+            ))),
+            Err(e) => Err(std::io::Error::other(format!(
+                "launcher configuration: {e}"
+            ))),
+        }
+    }
+}
+
+/// In the launcher: wait for `Configure`, detect the limit backend, answer. `None` when the
+/// service went away or the configured backend does not work (the launcher then exits).
+fn configure(control: &OwnedFd) -> Option<Option<LimitManager>> {
+    let mut buf = [0u8; wire::MAX_CONTROL + 1];
+    let n = nix::sys::socket::recv(control.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;
+    let answer = |why: Option<String>| {
+        let _ = nix::sys::socket::send(
+            control.as_raw_fd(),
+            &Control::Configured(why).encode(),
+            MsgFlags::empty(),
+        );
+    };
+    let limits = match Control::decode(buf.get(..n).unwrap_or_default()) {
+        Ok(Control::Configure(limits)) => limits,
+        Ok(other) => {
+            answer(Some(format!("expected Configure first, got {other:?}")));
+            return None;
+        }
+        Err(e) => {
+            answer(Some(e.to_string()));
+            return None;
+        }
+    };
+    let explicit = limits.root.is_some() || limits.force.is_some();
+    match LimitManager::detect(&limits) {
+        Ok(m) => {
+            answer(None);
+            Some(Some(m))
+        }
+        Err(e) if !explicit => {
+            tracing::warn!(
+                "no cgroup limit backend, sandboxes run without kernel memory/pids/cpu limits: {e}"
+            );
+            answer(None);
+            Some(None)
+        }
+        Err(e) => {
+            answer(Some(format!("cgroup limit manager: {e}")));
+            None
+        }
+    }
+}
+
 fn serve(control: &OwnedFd, manager: Option<&LimitManager>) {
     // The launcher lives exactly as long as the service.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64);

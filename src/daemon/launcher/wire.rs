@@ -7,9 +7,11 @@
 //! control socket's datagrams).
 //!
 //! - Control socket (service → launcher, `SOCK_SEQPACKET`, one datagram per message, the job
-//!   socket attached with `SCM_RIGHTS`): `Spawn` (fork a worker for the attached socket); `Warm`
-//!   and `Take` are reserved for the warm pool and refused with an `Unsupported` frame on the
-//!   attached socket.
+//!   socket attached with `SCM_RIGHTS`): first `Configure` (the cgroup options, once, answered
+//!   `Configured` with the detection's error if any: the launcher is forked before the service
+//!   reads its configuration, so it never holds the service's secrets), then `Spawn` (fork a
+//!   worker for the attached socket); `Warm` and `Take` are reserved for the warm pool and refused
+//!   with an `Unsupported` frame on the attached socket.
 //! - Job socket, service → worker: `Job` (policy and files), `Stdin` chunks, `CloseStdin`,
 //!   `Signal`, `Cancel`.
 //! - Job socket, worker → service: `Stdout`/`Stderr` chunks as they come, then exactly one
@@ -27,8 +29,8 @@ use crate::verdict::Verdict;
 pub const VERSION: u8 = 1;
 /// Largest frame payload (a job with its files, a verdict with two full output captures).
 pub const MAX_FRAME: usize = 256 << 20;
-/// Largest control datagram (a header and no payload today).
-pub const MAX_CONTROL: usize = 64;
+/// Largest control datagram (`Configure`'s cgroup options are the only payload).
+pub const MAX_CONTROL: usize = 8192;
 /// Bytes of a frame header: version, tag, length.
 pub const HEADER: usize = 6;
 
@@ -50,8 +52,13 @@ pub enum WireError {
 }
 
 /// Control socket messages (service → launcher).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
+    /// The launcher's cgroup options; the first message, and only once.
+    Configure(crate::cgroup::CgroupOptions),
+    /// The launcher's answer to `Configure` (launcher → service): `None` when its limit manager
+    /// is ready, or why the configured backend does not work.
+    Configured(Option<String>),
     /// Fork a worker for the attached job socket.
     Spawn,
     /// Reserved: start a sandbox that waits for work (the warm pool).
@@ -170,14 +177,15 @@ pub fn read_frame(r: &mut impl Read) -> Result<(u8, Vec<u8>), WireError> {
 }
 
 impl Control {
-    pub fn encode(self) -> Vec<u8> {
-        let tag = match self {
-            Control::Spawn => b's',
-            Control::Warm => b'w',
-            Control::Take => b't',
+    pub fn encode(&self) -> Vec<u8> {
+        let (tag, payload) = match self {
+            Control::Configure(o) => (b'c', serde_json::to_vec(o).unwrap_or_default()),
+            Control::Configured(e) => (b'k', serde_json::to_vec(e).unwrap_or_default()),
+            Control::Spawn => (b's', Vec::new()),
+            Control::Warm => (b'w', Vec::new()),
+            Control::Take => (b't', Vec::new()),
         };
-        // An empty payload always fits.
-        frame(tag, &[]).unwrap_or_default()
+        frame(tag, &payload).unwrap_or_default()
     }
 
     pub fn decode(datagram: &[u8]) -> Result<Control, WireError> {
@@ -190,10 +198,15 @@ impl Control {
                 "short datagram",
             ));
         };
-        if !payload.is_empty() {
-            return Err(malformed(tag, "a control message has no payload"));
-        }
+        let json = |what| malformed(tag, what);
         match tag {
+            b'c' => serde_json::from_slice(payload)
+                .map(Control::Configure)
+                .map_err(|e| json(e.to_string())),
+            b'k' => serde_json::from_slice(payload)
+                .map(Control::Configured)
+                .map_err(|e| json(e.to_string())),
+            _ if !payload.is_empty() => Err(malformed(tag, "a control message has no payload")),
             b's' => Ok(Control::Spawn),
             b'w' => Ok(Control::Warm),
             b't' => Ok(Control::Take),
