@@ -11,7 +11,7 @@ pub struct RlimitError {
     resource: &'static str,
     soft: u64,
     hard: u64,
-    errno: Errno,
+    pub(crate) errno: Errno,
 }
 
 /// One `setrlimit` call.

@@ -334,3 +334,86 @@ pub fn set_sigchld_ignored(ignored: bool) -> Result<(), Errno> {
     // SAFETY: SIG_IGN and SIG_DFL are not functions; no handler code runs.
     unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, handler) }.map(drop)
 }
+
+/// Most descriptors one `recv_fds` accepts: the kernel's own `SCM_MAX_FD`, so a sender can never
+/// make the control message overflow (`MSG_CTRUNC` would leave installed descriptors we cannot see).
+const SCM_MAX_FD: usize = 253;
+
+/// A `SOCK_SEQPACKET` Unix socketpair, both ends close-on-exec: message boundaries are kept and a
+/// datagram larger than the reader's buffer is reported (`MSG_TRUNC`), never split.
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// `sendmsg(2)`: one datagram `data` with `fds` attached as `SCM_RIGHTS`.
+pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Errno> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [std::io::IoSlice::new(data)];
+    loop {
+        match sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(n) if n == data.len() => return Ok(()),
+            // A seqpacket datagram goes whole or not at all.
+            Ok(_) => return Err(Errno::EMSGSIZE),
+        }
+    }
+}
+
+/// One datagram received by `recv_fds`.
+pub struct Received {
+    /// Bytes stored in the caller's buffer; 0 means the peer closed its end.
+    pub len: usize,
+    /// The datagram was longer than the buffer (the rest is lost).
+    pub truncated: bool,
+    /// Descriptors that came with it, owned (and close-on-exec) from here on.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// `recvmsg(2)` of one datagram into `buf`, taking ownership of any `SCM_RIGHTS` descriptors
+/// (received with `MSG_CMSG_CLOEXEC`, so none leaks into a later `execve`). `nonblocking` adds
+/// `MSG_DONTWAIT`.
+pub fn recv_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nonblocking: bool,
+) -> Result<Received, Errno> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let mut space = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    // The buffer holds SCM_MAX_FD descriptors, so the control data is never truncated.
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                // SAFETY: SCM_RIGHTS installed this descriptor in our table for us alone; nothing
+                // else refers to the number.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Ok(Received {
+        len: msg.bytes,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+        fds,
+    })
+}

@@ -10,7 +10,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-use super::protocol::{self, CHILD_FD, Exit, Message, SetupError};
+use super::cause::{Cause, setup_error};
+use super::protocol::{self, CHILD_FD, Exit, SetupError, Up};
 use crate::fs::MountOp;
 use crate::policy::{NetworkMode, Policy};
 use crate::rlimit::Rlimit;
@@ -48,26 +49,27 @@ const FORWARDED: [Signal; 6] = [
 
 type Step<T = ()> = Result<T, SetupError>;
 
-fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Step<T> {
-    r.map_err(|e| SetupError {
-        step: name.to_string(),
-        message: e.to_string(),
-    })
+fn step<T, E: Cause>(name: &str, r: Result<T, E>) -> Step<T> {
+    r.map_err(|e| setup_error(name, &e))
+}
+
+/// Best effort: if the supervisor is gone there is nobody to tell.
+fn report(msg: &Up) {
+    let _ = protocol::send(sys::borrow_fd(CHILD_FD), msg, &[]);
 }
 
 /// Entry point of the cloned child, PID 1 of the new PID namespace. Never returns.
 pub(super) fn init(spec: &Spec) -> ! {
-    // CHILD_FD holds the protocol pipe from `stdio` on; before that a write fails harmlessly.
-    let proto = || sys::borrow_fd(CHILD_FD);
+    // CHILD_FD holds the protocol socket from `stdio` on; before that a send fails harmlessly.
     let payload = match setup(spec) {
         Ok(pid) => pid,
         Err(e) => {
-            protocol::send(proto(), &Message::SetupFailed(e));
+            report(&Up::SetupFailed(e));
             sys::exit_now(125);
         }
     };
     let exit = supervise(payload);
-    protocol::send_exit(proto(), &exit);
+    protocol::send_exit(sys::borrow_fd(CHILD_FD), &exit);
     // Our exit tears down the PID namespace: every process the payload left behind is killed.
     sys::exit_now(0)
 }
@@ -144,7 +146,7 @@ fn setup(spec: &Spec) -> Step<Pid> {
 fn payload(spec: &Spec) -> ! {
     let proto = sys::borrow_fd(CHILD_FD);
     let failed = |e: SetupError| -> ! {
-        protocol::send(proto, &Message::SetupFailed(e));
+        report(&Up::SetupFailed(e));
         sys::exit_now(125)
     };
     let ready = (|| -> Step<landlock::Outcome> {
@@ -166,7 +168,7 @@ fn payload(spec: &Spec) -> ! {
             "prctl(PR_SET_NO_NEW_PRIVS)",
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
         )?;
-        // The protocol pipe must not survive a successful execve.
+        // The protocol socket must not survive a successful execve.
         step(
             "fcntl(FD_CLOEXEC)",
             nix::fcntl::fcntl(
@@ -179,21 +181,15 @@ fn payload(spec: &Spec) -> ! {
         Ok(outcome)
     })();
     let outcome = ready.unwrap_or_else(|e| failed(e));
-    protocol::send(
-        proto,
-        &Message::Ready {
-            landlock_status: outcome.status.into(),
-            landlock_abi: outcome.abi,
-        },
-    );
+    report(&Up::Ready {
+        landlock_status: outcome.status.into(),
+        landlock_abi: outcome.abi,
+    });
     let (path, errno) = exec(spec);
-    protocol::send(
-        proto,
-        &Message::ExecFailed {
-            path,
-            errno: errno as i32,
-        },
-    );
+    report(&Up::ExecFailed {
+        path,
+        errno: errno as i32,
+    });
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 

@@ -1,6 +1,7 @@
 //! The sandbox, parent side: prepare everything that allocates, `clone3` into fresh namespaces,
 //! release the child, supervise it (pipes, limits, signals) and turn what happened into a verdict.
 
+mod cause;
 mod child;
 mod feeder;
 pub mod protocol;
@@ -75,6 +76,8 @@ pub enum PrepareError {
     },
     #[error("create pipe: {0}")]
     Pipe(Errno),
+    #[error("socketpair(AF_UNIX, SOCK_SEQPACKET) for the protocol: {0}")]
+    Socket(Errno),
     #[error("clone3 into new namespaces: {errno}; {hint}")]
     Clone { errno: Errno, hint: String },
     #[error("{0}")]
@@ -234,6 +237,7 @@ struct Pipes {
     stdin: (OwnedFd, OwnedFd),
     stdout: (OwnedFd, OwnedFd),
     stderr: (OwnedFd, OwnedFd),
+    /// The protocol socketpair: (supervisor's end, child's end).
     proto: (OwnedFd, OwnedFd),
 }
 
@@ -244,7 +248,7 @@ fn pipes() -> Result<Pipes, PrepareError> {
         stdin: p()?,
         stdout: p()?,
         stderr: p()?,
-        proto: p()?,
+        proto: sys::seqpacket_pair().map_err(PrepareError::Socket)?,
     })
 }
 

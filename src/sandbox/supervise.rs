@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 
 use super::feeder::Feeder;
-use super::protocol::{self, Exit, Message};
+use super::protocol::{self, Exit, Up};
 use crate::cgroup::RunGroup;
 use crate::policy::{OutputMode, Policy};
 use crate::verdict::{CpuTime, SeccompViolation, Status, Stream, Verdict};
@@ -91,7 +91,6 @@ struct Io<'a> {
     stderr: OwnedFd,
     proto: OwnedFd,
     proto_open: bool,
-    reader: protocol::Reader,
     feeder: Feeder,
     signals: Option<SignalFd>,
     cancel: Option<BorrowedFd<'a>>,
@@ -129,7 +128,6 @@ impl<'a> Supervisor<'a> {
             stderr,
             proto,
             proto_open: true,
-            reader: protocol::Reader::default(),
             feeder: Feeder::new(&opts.stdin, stdin),
             signals: opts.forward_signals.then(signal_fd).flatten(),
             cancel: opts.cancel,
@@ -293,27 +291,38 @@ impl<'a> Supervisor<'a> {
     }
 
     fn read_protocol(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
-        let n = match nix::unistd::read(&io.proto, &mut io.buf) {
-            Ok(0) | Err(Errno::EBADF) => {
+        let msg = match protocol::recv::<Up>(io.proto.as_fd(), true) {
+            Ok(Some((msg, _))) => msg,
+            Ok(None) => {
                 io.proto_open = false;
                 return;
             }
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        for msg in io.reader.feed(&io.buf[..n]) {
-            match msg {
-                Message::SetupFailed(e) => out.setup_error = Some(e),
-                Message::Ready {
-                    landlock_status,
-                    landlock_abi,
-                } => {
-                    out.landlock = Some((landlock_status, landlock_abi));
-                    run.payload_pid = sys::children_of(self.pid).first().copied();
-                }
-                Message::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
-                Message::Exited(exit) => out.exit = Some(exit),
+            Err(protocol::ProtocolError::Io {
+                errno: Errno::EAGAIN | Errno::EINTR,
+                ..
+            }) => return,
+            Err(protocol::ProtocolError::Io { errno, .. }) => {
+                tracing::warn!("protocol socket: {errno}");
+                io.proto_open = false;
+                return;
             }
+            Err(e) => {
+                tracing::warn!("from the sandbox: {e}");
+                return;
+            }
+        };
+        match msg {
+            Up::SetupFailed(e) => out.setup_error = Some(e),
+            Up::Ready {
+                landlock_status,
+                landlock_abi,
+            } => {
+                out.landlock = Some((landlock_status, landlock_abi));
+                run.payload_pid = sys::children_of(self.pid).first().copied();
+            }
+            Up::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
+            Up::Exited(exit) => out.exit = Some(exit),
+            Up::Listening { .. } => {}
         }
     }
 
