@@ -204,20 +204,71 @@ pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> R
     Errno::result(ret).map(drop)
 }
 
-/// `getrusage(RUSAGE_CHILDREN)`: (user µs, system µs, max RSS bytes) of reaped descendants.
-pub fn children_rusage() -> (u64, u64, u64) {
+/// How a child ended and what it used, from `wait4(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_us: u64,
+    pub sys_us: u64,
+    /// Peak resident set in bytes.
+    pub maxrss: u64,
+}
+
+/// `wait4(pid, nohang)`: reap one child (`-1`: any) and return its pid, how it ended and its own
+/// resource usage (with that of the descendants it reaped). `Ok(None)`: none has ended yet
+/// (`nohang`). Retries on `EINTR`; allocates nothing (the init runs it under its tiny filter).
+pub fn reap(pid: i32, nohang: bool) -> Result<Option<(i32, Reaped)>, Errno> {
+    let mut status: libc::c_int = 0;
     // SAFETY: rusage is a plain C struct filled by the kernel.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to our rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    let reaped = loop {
+        // SAFETY: valid pointers to our status and rusage.
+        let ret = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        match Errno::result(ret) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Ok(None),
+            Ok(pid) => break pid,
+        }
+    };
     let us = |tv: libc::timeval| {
         u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
     };
-    (
-        us(ru.ru_utime),
-        us(ru.ru_stime),
-        u64::try_from(ru.ru_maxrss).unwrap_or(0) * 1024,
-    )
+    Ok(Some((
+        reaped,
+        Reaped {
+            code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+            signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+            user_us: us(ru.ru_utime),
+            sys_us: us(ru.ru_stime),
+            maxrss: u64::try_from(ru.ru_maxrss).unwrap_or(0) * 1024,
+        },
+    )))
+}
+
+/// `clone(CLONE_PARENT | SIGCHLD)`: like fork(2), but the new process is our sibling: a child of
+/// our parent, which reaps it and sees its exit status. Returns 0 in the new process.
+///
+/// The caller must be single-threaded (no lock held by another thread is copied); no fork
+/// handlers run.
+pub fn clone_sibling() -> Result<i32, Errno> {
+    let flags = libc::CLONE_PARENT as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a null stack makes clone behave like fork (the child runs on a copy of our stack);
+    // no pointers for tids or TLS are passed.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    i32::try_from(Errno::result(ret)?).map_err(|_| Errno::EOVERFLOW)
+}
+
+/// The pid (in our PID namespace) of the process a pidfd refers to, from
+/// `/proc/self/fdinfo/FD`; `None` once it has been reaped.
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&pid: &i32| pid > 0)
 }
 
 /// `sigtimedwait(set, timeout)` returning the signal number.
@@ -416,4 +467,17 @@ pub fn recv_fds(
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
         fds,
     })
+}
+
+/// Set `signal` to SIG_IGN or back to SIG_DFL.
+pub fn set_ignored(signal: i32, ignored: bool) -> Result<(), Errno> {
+    use nix::sys::signal::{SigHandler, Signal};
+    let handler = if ignored {
+        SigHandler::SigIgn
+    } else {
+        SigHandler::SigDfl
+    };
+    let signal = Signal::try_from(signal)?;
+    // SAFETY: SIG_IGN and SIG_DFL are not functions; no handler code runs.
+    unsafe { nix::sys::signal::signal(signal, handler) }.map(drop)
 }

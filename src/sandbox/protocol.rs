@@ -62,9 +62,14 @@ pub enum Up {
         landlock_status: String,
         landlock_abi: u32,
     },
+    /// A program was forked (sent by the agent) with `pid` inside the sandbox. Descriptor: its
+    /// pidfd, through which the supervisor signals it and learns its host pid.
+    Started { pid: i32 },
     /// `execve` of a program failed (sent by its process, which then exits 126 or 127).
     ExecFailed { path: String, errno: i32 },
-    /// A program ended.
+    /// A process the init reaped ended (sent by the init, whose child every program is), or an
+    /// exec was refused before a program started (sent by the agent after `SetupFailed`, with
+    /// `pid` 0 and code 125). Every `Down::Exec` ends with the `Exited` of its program's pid.
     Exited(Exit),
     /// The socket asked for with `Down::Listen`, bound to the sandbox's loopback on `port`.
     /// Descriptor: the listening socket.
@@ -74,7 +79,7 @@ pub enum Up {
 impl Message for Up {
     fn fds(&self) -> usize {
         match self {
-            Up::Listening { .. } => 1,
+            Up::Started { .. } | Up::Listening { .. } => 1,
             _ => 0,
         }
     }
@@ -89,8 +94,9 @@ pub struct ExecSpec {
     pub cwd: PathBuf,
     /// Files to write before the program starts; their bytes follow the JSON in the memfd.
     pub files: Vec<FileSpec>,
-    /// RLIMIT_CPU of the program, in whole seconds (a per-process backstop of the CPU limit).
-    pub cpu_secs: Option<u64>,
+    /// The execution's CPU-time limit in ms; the program gets it as RLIMIT_CPU (a per-process
+    /// backstop of the supervisor's accounting).
+    pub cpu_ms: Option<u64>,
 }
 
 /// One file of an exec: where it goes, its mode and how many bytes of the memfd are its contents.
@@ -156,6 +162,8 @@ fn cut(mut s: String) -> String {
 /// How a program ended, with its own resource usage (`wait4`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exit {
+    /// Its pid inside the sandbox; 0 when no program started.
+    pub pid: i32,
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub user_us: u64,
@@ -247,7 +255,8 @@ pub fn send_exit(sock: BorrowedFd<'_>, exit: &Exit) {
     let opt = |v: Option<i32>| v.map_or(i64::MIN, i64::from);
     let _ = write!(
         buf,
-        "{{\"Exited\":{{\"code\":{},\"signal\":{},\"user_us\":{},\"sys_us\":{},\"maxrss\":{}}}}}",
+        "{{\"Exited\":{{\"pid\":{},\"code\":{},\"signal\":{},\"user_us\":{},\"sys_us\":{},\"maxrss\":{}}}}}",
+        exit.pid,
         Null(opt(exit.code)),
         Null(opt(exit.signal)),
         exit.user_us,

@@ -27,6 +27,7 @@ fn every_message_round_trips_through_the_socket() {
             errno: 2,
         },
         Up::Exited(Exit {
+            pid: 2,
             code: Some(3),
             signal: None,
             user_us: 1,
@@ -52,7 +53,7 @@ fn every_message_round_trips_through_the_socket() {
             mode: 0o644,
             len: 5,
         }],
-        cpu_secs: Some(2),
+        cpu_ms: Some(1500),
     };
     let json = serde_json::to_vec(&spec).unwrap();
     assert_eq!(serde_json::from_slice::<ExecSpec>(&json).unwrap(), spec);
@@ -62,6 +63,7 @@ fn every_message_round_trips_through_the_socket() {
 fn exit_without_allocation_decodes_as_up_exited() {
     let (a, b) = pair();
     let exit = Exit {
+        pid: 4_194_304,
         code: None,
         signal: Some(31),
         user_us: 5,

@@ -1,5 +1,6 @@
-//! The supervisor loop: one `poll(2)` over the init's pidfd, the output pipes, the protocol pipe,
-//! stdin, the OOM event and our own signals, with the wall-time deadline as the poll timeout.
+//! The supervisor loop of one exec: one `poll(2)` over the init's pidfd, the program's output
+//! pipes, the protocol socket, stdin, the OOM event and our own signals, with the wall-time
+//! deadline (counted from hand-over) as the poll timeout.
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -14,7 +15,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 use super::feeder::Feeder;
 use super::protocol::{self, Exit, Up};
 use crate::cgroup::RunGroup;
-use crate::policy::{OutputMode, Policy};
+use crate::policy::{Limits, OutputMode};
 use crate::verdict::{CpuTime, SeccompViolation, Status, Stream, Verdict};
 use crate::{seccomp, sys};
 
@@ -55,12 +56,29 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 pub(super) const CHUNK: usize = 64 * 1024;
 
 pub(super) struct Supervisor<'a> {
-    pub policy: &'a Policy,
-    pub pid: i32,
+    /// The limits this program runs under (the execution's within the sandbox's).
+    pub limits: &'a Limits,
     pub pidfd: &'a OwnedFd,
+    pub proto: BorrowedFd<'a>,
     pub group: Option<&'a RunGroup>,
+    /// Hand-over: the wall clock of this exec starts here.
     pub started: Instant,
     pub kmsg: Option<seccomp::KmsgWatch>,
+    /// Kill the sandbox as soon as the program has exited (`run`: what it left behind dies now,
+    /// as when the init used to exit with its one payload).
+    pub end_on_exit: bool,
+    /// The sandbox's CPU accounting when this exec began, so the CPU limit and the verdict's CPU
+    /// time count this exec alone.
+    pub cpu_base: CpuBase,
+}
+
+/// Cgroup CPU counters at the start of an exec (zero for the first, which so also counts the
+/// sandbox's set-up, as a one-shot run always has).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CpuBase {
+    pub usage_us: u64,
+    pub user_us: u64,
+    pub system_us: u64,
 }
 
 #[derive(Default)]
@@ -76,20 +94,21 @@ pub(super) struct Outcome {
     init_signal: Option<i32>,
     setup_error: Option<protocol::SetupError>,
     exec_failed: Option<(String, i32)>,
-    landlock: Option<(String, u32)>,
     killed_for: Option<Status>,
     stdout: Capture,
     stderr: Capture,
     wall: Duration,
     seccomp_nr: Option<i64>,
     cancelled: bool,
+    /// The init is gone: the sandbox cannot run anything more.
+    pub(super) init_gone: bool,
 }
 
 /// The supervisor's side of the pipes, and what it is waiting for.
 struct Io<'a> {
     stdout: OwnedFd,
     stderr: OwnedFd,
-    proto: OwnedFd,
+    proto: BorrowedFd<'a>,
     proto_open: bool,
     feeder: Feeder,
     signals: Option<SignalFd>,
@@ -98,14 +117,21 @@ struct Io<'a> {
     buf: Vec<u8>,
 }
 
-/// Where the run is: the init's end, the payload's host pid (for the seccomp audit record), and
-/// how many interrupts we received.
+/// Where the exec is: its end (program exited, or the init is gone), the program's host pid (for
+/// the seccomp audit record), and how many interrupts we received.
 #[derive(Default)]
 struct Progress {
-    init_done: Option<Instant>,
+    ended: Option<Instant>,
+    /// The program's pid inside the sandbox and its pidfd, once the agent said `Started`.
+    program: Option<(i32, OwnedFd)>,
     payload_pid: Option<i32>,
+    /// Exits the init reported before `Started` arrived (one may be the program's).
+    early: Vec<Exit>,
     interrupts: u32,
 }
+
+/// Most early exits kept: orphans of earlier execs ending now are not worth more.
+const EARLY_EXITS: usize = 64;
 
 /// Poll slots, in the order `poll_once` fills them.
 const PIDFD: usize = 0;
@@ -120,13 +146,13 @@ const CANCEL: usize = 8;
 const SLOTS: usize = 9;
 
 impl<'a> Supervisor<'a> {
-    /// Supervise until the init is gone and the pipes are drained.
-    pub fn run(mut self, opts: &'a super::RunOptions<'a>, pipes: [OwnedFd; 4]) -> Outcome {
-        let [stdin, stdout, stderr, proto] = pipes;
+    /// Supervise until the program has exited (or the init is gone) and its pipes are drained.
+    pub fn run(mut self, opts: &'a super::ExecOptions<'a>, pipes: [OwnedFd; 3]) -> Outcome {
+        let [stdin, stdout, stderr] = pipes;
         let mut io = Io {
             stdout,
             stderr,
-            proto,
+            proto: self.proto,
             proto_open: true,
             feeder: Feeder::new(&opts.stdin, stdin),
             signals: opts.forward_signals.then(signal_fd).flatten(),
@@ -138,14 +164,14 @@ impl<'a> Supervisor<'a> {
         let mut run = Progress::default();
         loop {
             let now = Instant::now();
-            let drained = !(out.stdout.open || out.stderr.open || io.proto_open);
+            let drained = !(out.stdout.open || out.stderr.open);
             if run
-                .init_done
+                .ended
                 .is_some_and(|done| drained || now >= done + DRAIN_GRACE)
             {
                 break;
             }
-            if out.killed_for.is_none() && run.init_done.is_none() {
+            if out.killed_for.is_none() && run.ended.is_none() {
                 self.enforce_time_limits(now, &mut out);
             }
             let ready = self.poll_once(&io, &out, &run, self.timeout(now, &out, &run));
@@ -165,13 +191,13 @@ impl<'a> Supervisor<'a> {
 
     /// Wall time from the deadline; CPU time from the cgroup's accounting.
     fn enforce_time_limits(&self, now: Instant, out: &mut Outcome) {
-        let limits = &self.policy.limits;
+        let limits = self.limits;
         if limits.wall.is_some_and(|w| now >= self.started + w) {
             self.kill(out, Status::TimeoutWall);
         } else if let (Some(cpu), Some(used)) =
             (limits.cpu, self.group.and_then(RunGroup::cpu_usage_us))
         {
-            if Duration::from_micros(used) >= cpu {
+            if Duration::from_micros(used.saturating_sub(self.cpu_base.usage_us)) >= cpu {
                 self.kill(out, Status::TimeoutCpu);
             }
         }
@@ -179,15 +205,15 @@ impl<'a> Supervisor<'a> {
 
     /// Until the next thing to check: the wall deadline, the next CPU poll, or the end of draining.
     fn timeout(&self, now: Instant, out: &Outcome, run: &Progress) -> Duration {
-        if let Some(done) = run.init_done {
+        if let Some(done) = run.ended {
             return (done + DRAIN_GRACE).saturating_duration_since(now);
         }
         let mut timeout = Duration::from_secs(3600);
         if out.killed_for.is_none() {
-            if let Some(w) = self.policy.limits.wall {
+            if let Some(w) = self.limits.wall {
                 timeout = timeout.min((self.started + w).saturating_duration_since(now));
             }
-            if self.policy.limits.cpu.is_some() && self.group.is_some() {
+            if self.limits.cpu.is_some() && self.group.is_some() {
                 timeout = timeout.min(CPU_POLL);
             }
         }
@@ -203,16 +229,15 @@ impl<'a> Supervisor<'a> {
         timeout: Duration,
     ) -> [bool; SLOTS] {
         let slots: [Option<(BorrowedFd, PollFlags)>; SLOTS] = [
-            run.init_done
-                .is_none()
-                .then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
+            (!out.init_gone).then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
             out.stdout
                 .open
                 .then(|| (io.stdout.as_fd(), PollFlags::POLLIN)),
             out.stderr
                 .open
                 .then(|| (io.stderr.as_fd(), PollFlags::POLLIN)),
-            io.proto_open.then(|| (io.proto.as_fd(), PollFlags::POLLIN)),
+            // After the program's end, what comes belongs to no one: leave it for the next exec.
+            (io.proto_open && run.ended.is_none()).then_some((io.proto, PollFlags::POLLIN)),
             io.feeder
                 .wants_input()
                 .then(|| (sys::borrow_fd(0), PollFlags::POLLIN)),
@@ -273,9 +298,13 @@ impl<'a> Supervisor<'a> {
         if let Some(Ok(Some(info))) = signal {
             run.interrupts += 1;
             if run.interrupts == 1 {
-                // The init forwards it to the payload, which may exit cleanly; a second one kills.
+                // To the program itself, which may exit cleanly; a second one kills.
                 let signal = i32::try_from(info.ssi_signo).unwrap_or(libc::SIGTERM);
-                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+                let target = run
+                    .program
+                    .as_ref()
+                    .map_or(self.pidfd.as_fd(), |p| p.1.as_fd());
+                let _ = sys::pidfd_send_signal(target, signal);
             } else {
                 self.kill(out, Status::Signaled);
             }
@@ -291,8 +320,8 @@ impl<'a> Supervisor<'a> {
     }
 
     fn read_protocol(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
-        let msg = match protocol::recv::<Up>(io.proto.as_fd(), true) {
-            Ok(Some((msg, _))) => msg,
+        let (msg, mut fds) = match protocol::recv::<Up>(io.proto, true) {
+            Ok(Some(received)) => received,
             Ok(None) => {
                 io.proto_open = false;
                 return;
@@ -313,16 +342,40 @@ impl<'a> Supervisor<'a> {
         };
         match msg {
             Up::SetupFailed(e) => out.setup_error = Some(e),
-            Up::Ready {
-                landlock_status,
-                landlock_abi,
-            } => {
-                out.landlock = Some((landlock_status, landlock_abi));
-                run.payload_pid = sys::children_of(self.pid).first().copied();
+            Up::Started { pid } => {
+                let Some(pidfd) = fds.pop() else { return };
+                run.payload_pid = sys::pidfd_pid(pidfd.as_fd());
+                run.program = Some((pid, pidfd));
+                if let Some(exit) = run.early.iter().find(|e| e.pid == pid).copied() {
+                    self.finish(exit, io, out, run);
+                }
             }
             Up::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
-            Up::Exited(exit) => out.exit = Some(exit),
-            Up::Listening { .. } => {}
+            // pid 0: the agent refused the exec before any program started.
+            Up::Exited(exit) => match &run.program {
+                _ if exit.pid == 0 => self.finish(exit, io, out, run),
+                Some((pid, _)) if *pid == exit.pid => self.finish(exit, io, out, run),
+                // An orphan of an earlier program.
+                Some(_) => {}
+                None => {
+                    if run.early.len() == EARLY_EXITS {
+                        run.early.remove(0);
+                    }
+                    run.early.push(exit);
+                }
+            },
+            Up::Ready { .. } | Up::Listening { .. } => {}
+        }
+    }
+
+    /// The program ended: its verdict is decided, only draining its pipes is left.
+    fn finish(&self, exit: Exit, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+        out.exit = Some(exit);
+        out.wall = self.started.elapsed();
+        run.ended = Some(Instant::now());
+        io.feeder.close();
+        if self.end_on_exit {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
         }
     }
 
@@ -335,8 +388,11 @@ impl<'a> Supervisor<'a> {
             out.init_signal = Some(sig as i32);
         }
         if !matches!(status, WaitStatus::StillAlive) {
-            out.wall = self.started.elapsed();
-            run.init_done = Some(Instant::now());
+            out.init_gone = true;
+            if run.ended.is_none() {
+                out.wall = self.started.elapsed();
+                run.ended = Some(Instant::now());
+            }
             io.feeder.close();
         }
     }
@@ -357,7 +413,7 @@ impl<'a> Supervisor<'a> {
             Ok(n) => n,
             Err(_) => return,
         };
-        let cap = self.policy.limits.output;
+        let cap = self.limits.output;
         let capture = if which == 1 {
             &mut out.stdout
         } else {
@@ -387,7 +443,7 @@ impl<'a> Supervisor<'a> {
                 Echo::Callback(f) => f(channel, keep),
             }
         }
-        if capture.total > cap && self.policy.limits.output_mode == OutputMode::Kill {
+        if capture.total > cap && self.limits.output_mode == OutputMode::Kill {
             self.kill(out, Status::OutputLimit);
         }
     }
@@ -413,6 +469,11 @@ fn restore_signals(fd: SignalFd) {
 }
 
 impl Outcome {
+    /// Whether the sandbox ended with this exec (its init is gone, or a limit killed it).
+    pub(super) fn ended_sandbox(&self) -> bool {
+        self.init_gone || self.killed_for.is_some()
+    }
+
     fn new() -> Outcome {
         let open = || Capture {
             open: true,
@@ -423,17 +484,22 @@ impl Outcome {
             init_signal: None,
             setup_error: None,
             exec_failed: None,
-            landlock: None,
             killed_for: None,
             stdout: open(),
             stderr: open(),
             wall: Duration::ZERO,
             seccomp_nr: None,
             cancelled: false,
+            init_gone: false,
         }
     }
 
-    pub(super) fn into_verdict(self, policy: &Policy, group: Option<&RunGroup>) -> Verdict {
+    pub(super) fn into_verdict(
+        self,
+        limits: &Limits,
+        group: Option<&RunGroup>,
+        base: CpuBase,
+    ) -> Verdict {
         let stats = group.map(RunGroup::stats);
         let oom = stats
             .as_ref()
@@ -441,11 +507,11 @@ impl Outcome {
             .is_some_and(|n| n > 0);
         let exit = self.exit;
         let signal = exit.and_then(|e| e.signal).or(self.init_signal);
-        let cpu_limited = policy.limits.cpu.is_some()
+        let cpu_limited = limits.cpu.is_some()
             && matches!(signal, Some(libc::SIGXCPU | libc::SIGKILL))
             && exit.is_some_and(|e| {
                 Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50)
-                    >= policy.limits.cpu.unwrap_or_default()
+                    >= limits.cpu.unwrap_or_default()
             });
         let mut message = None;
         let status = if let Some(e) = &self.setup_error {
@@ -492,11 +558,14 @@ impl Outcome {
         if status == Status::OutputLimit {
             message = Some(format!(
                 "output exceeded {} bytes on a stream; the sandbox was killed",
-                policy.limits.output
+                limits.output
             ));
         }
         let cpu = match stats.as_ref().map(|s| (s.cpu_user_us, s.cpu_system_us)) {
-            Some((Some(u), Some(s))) => CpuTime::from_micros(u, s),
+            Some((Some(u), Some(s))) => CpuTime::from_micros(
+                u.saturating_sub(base.user_us),
+                s.saturating_sub(base.system_us),
+            ),
             _ => exit
                 .map(|e| CpuTime::from_micros(e.user_us, e.sys_us))
                 .unwrap_or_default(),
@@ -508,7 +577,7 @@ impl Outcome {
                 .map(str::to_string),
             nr: self.seccomp_nr,
         });
-        let mut verdict = Verdict {
+        Verdict {
             status,
             exit_code: exit.and_then(|e| e.code),
             signal,
@@ -522,15 +591,11 @@ impl Outcome {
             pids_limit_hits: stats.as_ref().and_then(|s| s.pids_limit_hits),
             stdout: Stream::new(&self.stdout.data, self.stdout.total),
             stderr: Stream::new(&self.stderr.data, self.stderr.total),
-            limits: policy.limits.clone(),
+            limits: limits.clone(),
             enforced: Default::default(),
             policy: None,
             seccomp_violation,
             message,
-        };
-        if let Some((status, abi)) = self.landlock {
-            verdict.enforced.landlock = crate::verdict::LandlockStatus { status, abi };
         }
-        verdict
     }
 }
