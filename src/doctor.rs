@@ -1,5 +1,6 @@
 //! `stockade doctor`: what this host's kernel can enforce (user namespaces, Landlock, seccomp
-//! filters, cgroup limits, a fresh procfs, clone3/pidfd) and which profiles can therefore run.
+//! filters, cgroup limits, a fresh procfs, clone3/pidfd, the host root's interpreters and `/etc`)
+//! and which profiles can therefore run.
 //!
 //! Plan first, then judge: [`gather`] probes the host into plain [`Facts`] (it forks one child
 //! that calls `unshare(CLONE_NEWUSER)`, creates and removes one test cgroup, and runs the embedded
@@ -8,6 +9,7 @@
 //! injected facts. docs/doctor.md describes each check, its statuses and its fixes.
 
 mod classify;
+mod etc;
 mod layers;
 mod probe;
 mod restore;
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use self::classify::classify;
+pub use self::etc::{EtcFacts, EtcMissing};
 pub use self::probe::gather;
 
 /// How good one capability of the host is.
@@ -47,7 +50,7 @@ impl Status {
 /// One line of the report. Field names are stable (docs/doctor.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// `sandbox`, `userns`, `landlock`, `seccomp`, `cgroup`, `proc`, `clone3` or `rootfs`.
+    /// `sandbox`, `userns`, `landlock`, `seccomp`, `cgroup`, `proc`, `clone3`, `rootfs` or `etc`.
     pub id: &'static str,
     pub status: Status,
     /// One line: what was found.
@@ -132,6 +135,8 @@ pub struct Facts {
     pub interpreters: Vec<(String, Option<String>)>,
     /// Named root filesystems found (`stockade rootfs list`).
     pub named_rootfs: Vec<String>,
+    /// The host's `/etc` against the sandbox's allowlist (`fs::host_etc`).
+    pub etc: EtcFacts,
     /// What each profile needs; the first entry is the embedded default policy.
     pub profiles: Vec<ProfileNeeds>,
     /// How long each probe took, in microseconds.

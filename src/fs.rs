@@ -5,13 +5,16 @@
 //! namespace, and `enter()` pivots into it (DESIGN §1 steps 5-8).
 
 use std::ffi::CString;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::policy::{RootFs, SANDBOX_DIR, Shape};
+
+mod beneath;
+pub mod host_etc;
 
 /// One step of building the new root. Paths are absolute paths *inside* the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +38,11 @@ pub enum MountOp {
         source: PathBuf,
         target: PathBuf,
         writable: bool,
+    },
+    /// A host device node bound onto an empty file at the same path (`/dev/null` & co.): the
+    /// only bind that keeps device semantics.
+    BindDevice {
+        path: PathBuf,
     },
     Symlink {
         target: PathBuf,
@@ -68,7 +76,8 @@ pub struct HostLayout {
     pub top_symlinks: Vec<(String, PathBuf)>,
     /// Top-level directories that must be bound because they are real directories (split /usr).
     pub top_dirs: Vec<String>,
-    /// `/etc` entries present on the host.
+    /// `/etc` entries of the allowlist (`host_etc::ALLOWED`) present on the host, by path
+    /// relative to `/etc`.
     pub etc: Vec<(String, EtcEntry)>,
 }
 
@@ -88,34 +97,11 @@ pub enum EtcEntry {
     Symlink(PathBuf),
 }
 
-/// Files up to this size are copied into the sandbox's `/etc` rather than bound.
-const ETC_COPY_MAX: u64 = 256 << 10;
-
-/// `/etc` entries a host-root sandbox sees (DESIGN §5): the dynamic linker cache, name service
-/// configuration, time zone, TLS roots and Debian's alternatives links; nothing else of `/etc`.
-const ETC_ENTRIES: &[&str] = &[
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "nsswitch.conf",
-    "host.conf",
-    "hosts",
-    "localtime",
-    "timezone",
-    "ssl",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "alternatives",
-    "mime.types",
-    "protocols",
-    "services",
-];
-
 /// Top-level names that Debian's merged /usr makes symlinks (or, on older systems, directories).
 const USR_ALIASES: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 impl HostLayout {
-    /// Inspect the host root (a few `lstat` calls).
+    /// Inspect the host root (a few `lstat` calls and one listing of `/etc`).
     pub fn discover() -> HostLayout {
         let mut layout = HostLayout::default();
         for name in USR_ALIASES {
@@ -130,32 +116,7 @@ impl HostLayout {
                 _ => {}
             }
         }
-        for name in ETC_ENTRIES {
-            let path = Path::new("/etc").join(name);
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let entry = if meta.file_type().is_symlink() {
-                match std::fs::read_link(&path) {
-                    Ok(target) => EtcEntry::Symlink(target),
-                    Err(_) => continue,
-                }
-            } else if meta.is_dir() {
-                EtcEntry::Dir
-            } else if meta.len() <= ETC_COPY_MAX {
-                match std::fs::read(&path) {
-                    Ok(contents) => EtcEntry::File {
-                        contents,
-                        mode: meta.permissions().mode() & 0o755,
-                    },
-                    // Unreadable to us: the sandbox's root could not read it either.
-                    Err(_) => continue,
-                }
-            } else {
-                EtcEntry::BigFile
-            };
-            layout.etc.push((name.to_string(), entry));
-        }
+        layout.etc = host_etc::discover(Path::new("/etc"));
         layout
     }
 }
@@ -163,6 +124,14 @@ impl HostLayout {
 /// The sandbox's `/etc/passwd` and `/etc/group` on the `host` root: only the sandbox's own users.
 const PASSWD: &str = "root:x:0:0:sandbox:/sandbox:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// The sandbox's `/etc/hosts`: loopback and its own name (the JVM's `getLocalHost` resolves it),
+/// none of the host's entries.
+fn hosts(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+}
 
 /// Host device nodes bound into the minimal `/dev` (mknod is refused inside a user namespace).
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
@@ -215,6 +184,15 @@ pub fn plan(shape: &Shape, host: &HostLayout) -> Vec<MountOp> {
                     writable: false,
                 };
                 match entry {
+                    // `pki/tls/cert.pem`: a nested link needs its directory first.
+                    EtcEntry::Symlink(target) if name.contains('/') => {
+                        let parent = path.parent().map(Path::to_path_buf);
+                        ops.extend(parent.map(|path| MountOp::Mkdir { path }));
+                        ops.push(MountOp::Symlink {
+                            target: target.clone(),
+                            path,
+                        });
+                    }
                     EtcEntry::Symlink(target) => ops.push(MountOp::Symlink {
                         target: target.clone(),
                         path,
@@ -229,6 +207,10 @@ pub fn plan(shape: &Shape, host: &HostLayout) -> Vec<MountOp> {
                         mode: *mode,
                     }),
                     EtcEntry::BigFile => {
+                        if name.contains('/') {
+                            let parent = path.parent().map(Path::to_path_buf);
+                            ops.extend(parent.map(|path| MountOp::Mkdir { path }));
+                        }
                         ops.push(MountOp::Touch { path: path.clone() });
                         ops.push(bind(path));
                     }
@@ -242,6 +224,7 @@ pub fn plan(shape: &Shape, host: &HostLayout) -> Vec<MountOp> {
             ops.push(file("/etc/passwd", PASSWD));
             ops.push(file("/etc/group", GROUP));
             ops.push(file("/etc/hostname", &format!("{}\n", shape.hostname)));
+            ops.push(file("/etc/hosts", &hosts(&shape.hostname)));
             for dir in ["/proc", "/dev", "/tmp", SANDBOX_DIR] {
                 ops.push(MountOp::Mkdir { path: p(dir) });
             }
@@ -292,11 +275,7 @@ fn dev_ops(ops: &mut Vec<MountOp>, shm_size: u64) {
     for dev in DEVICES {
         let path = Path::new("/dev").join(dev);
         ops.push(MountOp::Touch { path: path.clone() });
-        ops.push(MountOp::Bind {
-            source: path.clone(),
-            target: path,
-            writable: true,
-        });
+        ops.push(MountOp::BindDevice { path });
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -364,11 +343,17 @@ pub fn make_private() -> Result<(), FsError> {
 }
 
 /// Apply the plan under `root` (an existing, empty directory in the private mount namespace).
+/// Every path inside the new root is reached through [`beneath::Root`], never by a host path.
 pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
-    let at = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
+    let mut new_root: Option<beneath::Root> = None;
     for op in ops {
-        match op {
-            MountOp::RootTmpfs { size } => tmpfs(root, *size, 0o755, false)?,
+        // The root's own mount comes first; everything after it is created beneath its fd.
+        let r = match op {
+            MountOp::RootTmpfs { size } => {
+                tmpfs(root, *size, 0o755, false)?;
+                new_root = Some(beneath::Root::open(root)?);
+                continue;
+            }
             MountOp::RootBind { source } => {
                 mount(
                     Some(source),
@@ -378,88 +363,105 @@ pub fn build(root: &Path, ops: &[MountOp]) -> Result<(), FsError> {
                     None,
                     "",
                 )?;
-                remount_read_only(root)?;
+                let r = beneath::Root::open(root)?;
+                lock_bind(&r.object(Path::new("/"))?, root, true)?;
+                new_root = Some(r);
+                continue;
             }
-            MountOp::Mkdir { path } => mkdir_all(&at(path))?,
-            MountOp::Touch { path } => {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(0o644)
-                    .open(at(path))
-                    .map_err(|source| FsError::Io {
-                        call: "create",
-                        path: path.clone(),
-                        source,
-                    })?;
-            }
-            MountOp::Bind {
-                source,
-                target,
-                writable,
-            } => {
-                let dst = at(target);
-                require_mountpoint(&dst)?;
-                mount(
-                    Some(source),
-                    &dst,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                    "",
-                )?;
-                if !writable {
-                    remount_read_only(&dst)?;
+            _ => match &new_root {
+                Some(r) => r,
+                None => {
+                    new_root = Some(beneath::Root::open(root)?);
+                    new_root.as_ref().ok_or(FsError::MissingMountpoint {
+                        path: root.to_path_buf(),
+                    })?
                 }
-            }
-            MountOp::Symlink { target, path } => std::os::unix::fs::symlink(target, at(path))
-                .map_err(|source| FsError::Io {
-                    call: "symlink",
-                    path: path.clone(),
-                    source,
-                })?,
-            MountOp::WriteFile {
-                path,
-                contents,
-                mode,
-            } => {
-                let dst = at(path);
-                if let Some(parent) = dst.parent() {
-                    mkdir_all(parent)?;
-                }
-                std::fs::write(&dst, contents).map_err(|source| FsError::Io {
-                    call: "write",
-                    path: path.clone(),
-                    source,
-                })?;
-                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(*mode)).map_err(
-                    |source| FsError::Io {
-                        call: "chmod",
-                        path: path.clone(),
-                        source,
-                    },
-                )?;
-            }
-            MountOp::Tmpfs {
-                target,
-                size,
-                mode,
-                exec,
-            } => {
-                let dst = at(target);
-                require_mountpoint(&dst)?;
-                tmpfs(&dst, *size, *mode, *exec)?;
-            }
-            MountOp::Proc { target } => {
-                let dst = at(target);
-                require_mountpoint(&dst)?;
-                proc(&dst)?;
-            }
-            MountOp::RemountReadOnly { target } => remount_read_only(&at(target))?,
-        }
+            },
+        };
+        apply(r, op)?;
     }
     Ok(())
+}
+
+/// One plan step beneath the new root.
+fn apply(root: &beneath::Root, op: &MountOp) -> Result<(), FsError> {
+    match op {
+        MountOp::RootTmpfs { .. } | MountOp::RootBind { .. } => Ok(()),
+        MountOp::Mkdir { path } => root.mkdir_all(path).map(drop),
+        MountOp::Touch { path } => root.touch(path),
+        MountOp::Bind {
+            source,
+            target,
+            writable,
+        } => {
+            let dst = mountpoint(root, target)?;
+            mount(
+                Some(source),
+                &beneath::proc_fd_path(&dst),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                "",
+            )?;
+            // The fd still names the directory beneath the new mount: reopen to reach the mount.
+            lock_bind(&mountpoint(root, target)?, target, !writable)
+        }
+        MountOp::BindDevice { path } => {
+            let dst = mountpoint(root, path)?;
+            mount(
+                Some(path),
+                &beneath::proc_fd_path(&dst),
+                None,
+                MsFlags::MS_BIND,
+                None,
+                "",
+            )
+        }
+        MountOp::Symlink { target, path } => root.symlink(target, path),
+        MountOp::WriteFile {
+            path,
+            contents,
+            mode,
+        } => root.create_file(path, contents, *mode),
+        MountOp::Tmpfs {
+            target,
+            size,
+            mode,
+            exec,
+        } => tmpfs(
+            &beneath::proc_fd_path(&mountpoint(root, target)?),
+            *size,
+            *mode,
+            *exec,
+        ),
+        MountOp::Proc { target } => proc(&beneath::proc_fd_path(&mountpoint(root, target)?)),
+        MountOp::RemountReadOnly { target } => {
+            remount_read_only(&beneath::proc_fd_path(&mountpoint(root, target)?))
+        }
+    }
+}
+
+/// Open a mount target beneath the root; a missing one or a symlink on the way is refused.
+fn mountpoint(root: &beneath::Root, path: &Path) -> Result<std::os::fd::OwnedFd, FsError> {
+    root.object(path).map_err(|_| FsError::MissingMountpoint {
+        path: root.host().join(path.strip_prefix("/").unwrap_or(path)),
+    })
+}
+
+/// Make a bind and every mount beneath it `nosuid,nodev` (and read-only unless `writable`):
+/// a host bind source or a rootfs may carry device nodes and set-user-ID files, and a plain
+/// `MS_REMOUNT` would leave its submounts as the host has them (bubblewrap does the same).
+fn lock_bind(fd: &std::os::fd::OwnedFd, shown: &Path, read_only: bool) -> Result<(), FsError> {
+    use std::os::fd::AsFd;
+    let mut set = crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV;
+    if read_only {
+        set |= crate::sys::MOUNT_ATTR_RDONLY;
+    }
+    crate::sys::mount_setattr_recursive(fd.as_fd(), set).map_err(|errno| FsError::Call {
+        call: "mount_setattr(AT_RECURSIVE, nosuid|nodev|rdonly)",
+        path: shown.to_path_buf(),
+        errno,
+    })
 }
 
 /// `pivot_root(".", ".")` into `root`, detach the old root, and make `/` read-only (steps 8).
@@ -487,29 +489,6 @@ pub fn enter(root: &Path) -> Result<(), FsError> {
         errno,
     })?;
     remount_read_only(Path::new("/"))
-}
-
-fn require_mountpoint(path: &Path) -> Result<(), FsError> {
-    // lstat, not stat: a prepared rootfs is untrusted input, and a mountpoint that is a symlink
-    // would redirect the mount outside the new root.
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_symlink() => Ok(()),
-        _ => Err(FsError::MissingMountpoint {
-            path: path.to_path_buf(),
-        }),
-    }
-}
-
-fn mkdir_all(path: &Path) -> Result<(), FsError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(path)
-        .map_err(|source| FsError::Io {
-            call: "mkdir",
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 fn tmpfs(target: &Path, size: u64, mode: u32, exec: bool) -> Result<(), FsError> {
@@ -753,6 +732,57 @@ mod tests {
         assert!(!ops.iter().any(
             |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/shadow"))
         ));
+    }
+
+    #[test]
+    fn nested_etc_entries_get_their_directories_and_hosts_is_the_sandboxs_own() {
+        let mut host = layout();
+        host.etc = vec![
+            ("ssl/certs".into(), EtcEntry::Dir),
+            (
+                "pki/tls/cert.pem".into(),
+                EtcEntry::Symlink("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem".into()),
+            ),
+            ("pki/java/cacerts".into(), EtcEntry::BigFile),
+        ];
+        let ops = plan(&Policy::default().shape(), &host);
+        let mkdir = |dir: &str| {
+            pos(
+                &ops,
+                |op| matches!(op, MountOp::Mkdir { path } if path == Path::new(dir)),
+            )
+        };
+        let link = pos(
+            &ops,
+            |op| matches!(op, MountOp::Symlink { path, .. } if path == Path::new("/etc/pki/tls/cert.pem")),
+        );
+        assert!(mkdir("/etc/pki/tls") < link);
+        let touch = pos(
+            &ops,
+            |op| matches!(op, MountOp::Touch { path } if path == Path::new("/etc/pki/java/cacerts")),
+        );
+        assert!(mkdir("/etc/pki/java") < touch);
+        let bind = pos(
+            &ops,
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/ssl/certs")),
+        );
+        assert!(mkdir("/etc/ssl/certs") < bind);
+        // Nothing of /etc/ssl but certs: no bind of the parent (and so of ssl/private).
+        assert!(!ops.iter().any(
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/etc/ssl"))
+        ));
+        let hosts = ops.iter().find_map(|op| match op {
+            MountOp::WriteFile { path, contents, .. } if path == Path::new("/etc/hosts") => {
+                Some(String::from_utf8_lossy(contents).into_owned())
+            }
+            _ => None,
+        });
+        assert_eq!(
+            hosts.as_deref(),
+            Some(
+                "127.0.0.1\tlocalhost\n127.0.1.1\tstockade\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            )
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use nix::unistd::{Gid, Uid};
 
+pub mod lease;
+
 /// Every namespace a sandbox gets. The network namespace is always new: even the loopback mode
 /// only brings up `lo` inside it.
 pub const CLONE_FLAGS: u64 = (libc::CLONE_NEWUSER
@@ -39,20 +41,34 @@ pub struct IdMap {
 /// `nobody`/`nogroup` unless `/etc/subuid` and `/etc/subgid` give a range to a user `stockade`.
 pub const ROOT_FALLBACK_ID: u32 = 65534;
 
+/// Where the id leases' lock files live (root only).
+const LEASE_DIR: &str = "/run/stockade/ids";
+
 impl IdMap {
-    /// Choose the outer ids for the current caller (DESIGN §1 step 3).
-    pub fn for_caller() -> IdMap {
+    /// Choose the outer ids for the current caller (DESIGN §1 step 3): the caller's own when
+    /// unprivileged; as root, a slot of the `stockade` subuid/subgid range per concurrent
+    /// sandbox ([`lease`]), or the shared fallback without such a range.
+    pub fn for_caller() -> Result<lease::Lease, NsError> {
         let (uid, gid) = (Uid::current(), Gid::current());
         if !uid.is_root() {
             // An unprivileged parent may only map its own ids.
-            return IdMap {
+            return Ok(lease::Lease::fixed(IdMap {
                 outer_uid: uid.as_raw(),
                 outer_gid: gid.as_raw(),
-            };
+            }));
         }
-        IdMap {
-            outer_uid: subid("/etc/subuid").unwrap_or(ROOT_FALLBACK_ID),
-            outer_gid: subid("/etc/subgid").unwrap_or(ROOT_FALLBACK_ID),
+        let range = |path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .as_deref()
+                .and_then(lease::parse_range)
+        };
+        match (range("/etc/subuid"), range("/etc/subgid")) {
+            (Some(uids), Some(gids)) => lease::lease(std::path::Path::new(LEASE_DIR), uids, gids),
+            _ => Ok(lease::Lease::fixed(IdMap {
+                outer_uid: ROOT_FALLBACK_ID,
+                outer_gid: ROOT_FALLBACK_ID,
+            })),
         }
     }
 
@@ -65,16 +81,57 @@ impl IdMap {
     }
 }
 
-/// First id of the range `/etc/sub[ug]id` grants to the user `stockade`.
-fn subid(path: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|line| {
-        let mut parts = line.split(':');
-        (parts.next()? == "stockade")
-            .then(|| parts.next()?.parse().ok())
-            .flatten()
-            .filter(|&id| id != 0)
-    })
+/// Drop the caller's supplementary groups when we are root (the sandbox would otherwise keep
+/// them: a user namespace with `setgroups=deny` cannot shed them from inside). An unprivileged
+/// caller cannot drop its own groups (no `CAP_SETGID`); its groups are the ones it already has.
+pub fn drop_supplementary_groups() -> Result<(), NsError> {
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    match nix::unistd::setgroups(&[]) {
+        // Root of a user namespace whose setgroups is "deny" (`unshare --map-root-user`): nobody
+        // in it can change groups, so the caller's are as fixed as an unprivileged caller's.
+        Ok(()) | Err(Errno::EPERM) => Ok(()),
+        Err(errno) => Err(NsError::Call {
+            call: "setgroups(0, NULL)",
+            errno,
+        }),
+    }
+}
+
+/// Whether the kernel has time namespaces (`CONFIG_TIME_NS`, Linux 5.6).
+pub fn time_namespaces_available() -> bool {
+    std::path::Path::new("/proc/self/ns/time").exists()
+}
+
+/// A new time namespace for our children (the init itself stays in the old one), with the
+/// monotonic and boot-time clocks offset so the sandbox's uptime starts near zero: `/proc/uptime`
+/// and `CLOCK_BOOTTIME` no longer tell the host's boot time. The offsets may only be written
+/// before any process has entered the namespace (time_namespaces(7)), so this runs before the
+/// payload is forked, and with the host's `/proc` still mounted.
+pub fn enter_time_namespace() -> Result<(), NsError> {
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+        libc::CLONE_NEWTIME,
+    ))
+    .map_err(|errno| NsError::Call {
+        call: "unshare(CLONE_NEWTIME)",
+        errno,
+    })?;
+    let now = |clock| {
+        nix::time::clock_gettime(clock)
+            .map(|t| t.tv_sec())
+            .map_err(|errno| NsError::Call {
+                call: "clock_gettime",
+                errno,
+            })
+    };
+    // Keep one second on each clock: the kernel refuses offsets that make a clock negative.
+    let mono = now(nix::time::ClockId::CLOCK_MONOTONIC)? - 1;
+    let boot = now(nix::time::ClockId::CLOCK_BOOTTIME)? - 1;
+    write_proc(
+        std::path::Path::new("/proc/self/timens_offsets"),
+        &format!("monotonic -{mono} 0\nboottime -{boot} 0\n"),
+    )
 }
 
 fn write_proc(path: &std::path::Path, value: &str) -> Result<(), NsError> {
@@ -172,7 +229,7 @@ mod tests {
 
     #[test]
     fn root_is_never_mapped_to_outer_root() {
-        let map = IdMap::for_caller();
+        let map = IdMap::for_caller().unwrap().ids;
         assert_ne!(map.outer_uid, 0);
         assert_ne!(map.outer_gid, 0);
     }

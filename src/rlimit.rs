@@ -23,10 +23,20 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
-/// The rlimits of a payload. `memory_by_rlimit` is true when no cgroup enforces the memory limit:
-/// RLIMIT_AS then stands in (it counts address space, so it breaks runtimes that reserve large
-/// ranges such as V8; the verdict reports `memory_limit_enforced: false`).
-pub fn plan(limits: &Limits, memory_by_rlimit: bool) -> Vec<Rlimit> {
+/// Which limits no cgroup enforces, so that an rlimit stands in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backstops {
+    /// RLIMIT_AS for the memory limit: it counts address space, so it breaks runtimes that
+    /// reserve large ranges such as V8; the verdict reports `memory_limit_enforced: false`.
+    pub memory: bool,
+    /// RLIMIT_NPROC for the pids limit. Since Linux 5.14 the count is kept per user namespace
+    /// (ucounts), and every sandbox has its own, so it counts this sandbox's tasks only; the
+    /// payload has no CAP_SYS_RESOURCE/CAP_SYS_ADMIN in the initial namespace to bypass it.
+    pub pids: bool,
+}
+
+/// The rlimits of a payload, with the backstops for limits no cgroup enforces.
+pub fn plan(limits: &Limits, backstops: Backstops) -> Vec<Rlimit> {
     let one = |name, resource, value: u64| Rlimit {
         name,
         resource,
@@ -42,8 +52,11 @@ pub fn plan(limits: &Limits, memory_by_rlimit: bool) -> Vec<Rlimit> {
     if let Some(cpu) = limits.cpu {
         out.push(cpu_limit(cpu));
     }
-    if let (true, Some(mem)) = (memory_by_rlimit, limits.memory) {
+    if let (true, Some(mem)) = (backstops.memory, limits.memory) {
         out.push(one("RLIMIT_AS", libc::RLIMIT_AS, mem));
+    }
+    if let (true, Some(pids)) = (backstops.pids, limits.pids) {
+        out.push(one("RLIMIT_NPROC", libc::RLIMIT_NPROC, pids));
     }
     out
 }
@@ -83,7 +96,7 @@ mod tests {
     fn core_dumps_are_off_and_cpu_rounds_up() {
         let mut limits = Limits::default();
         limits.cpu = Some(Duration::from_millis(1500));
-        let plan = plan(&limits, false);
+        let plan = plan(&limits, Backstops::default());
         assert!(plan.contains(&Rlimit {
             name: "RLIMIT_CORE",
             resource: libc::RLIMIT_CORE,
@@ -99,11 +112,43 @@ mod tests {
     fn address_space_limit_only_without_cgroup_memory() {
         let mut limits = Limits::default();
         limits.memory = Some(64 << 20);
-        assert!(!plan(&limits, false).iter().any(|r| r.name == "RLIMIT_AS"));
-        let as_limit = plan(&limits, true)
-            .into_iter()
-            .find(|r| r.name == "RLIMIT_AS")
-            .unwrap();
+        assert!(
+            !plan(&limits, Backstops::default())
+                .iter()
+                .any(|r| r.name == "RLIMIT_AS")
+        );
+        let as_limit = plan(
+            &limits,
+            Backstops {
+                memory: true,
+                pids: false,
+            },
+        )
+        .into_iter()
+        .find(|r| r.name == "RLIMIT_AS")
+        .unwrap();
         assert_eq!(as_limit.soft, 64 << 20);
+    }
+
+    #[test]
+    fn task_limit_by_rlimit_only_without_cgroup_pids() {
+        let mut limits = Limits::default();
+        limits.pids = Some(32);
+        assert!(
+            !plan(&limits, Backstops::default())
+                .iter()
+                .any(|r| r.name == "RLIMIT_NPROC")
+        );
+        let nproc = plan(
+            &limits,
+            Backstops {
+                memory: false,
+                pids: true,
+            },
+        )
+        .into_iter()
+        .find(|r| r.name == "RLIMIT_NPROC")
+        .unwrap();
+        assert_eq!((nproc.soft, nproc.hard), (32, 32));
     }
 }

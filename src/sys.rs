@@ -105,23 +105,46 @@ pub fn join_new_session_keyring() -> Result<(), Errno> {
 /// `openat2(AT_FDCWD, path, O_RDONLY|O_CLOEXEC, RESOLVE_NO_SYMLINKS)`: open a host file without
 /// following a symlink anywhere on the path.
 pub fn open_no_symlinks(path: &CStr) -> Result<OwnedFd, Errno> {
+    openat2(
+        libc::AT_FDCWD,
+        path,
+        libc::O_RDONLY | libc::O_NOCTTY,
+        0,
+        RESOLVE_NO_SYMLINKS,
+    )
+}
+
+/// `RESOLVE_NO_MAGICLINKS` (linux/openat2.h): no `/proc/*/fd` style links.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_NO_SYMLINKS`: no symlink anywhere on the path (implies no magic links).
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// `RESOLVE_IN_ROOT`: resolve as if `dir` were `/` (`..` and absolute paths stay beneath it).
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `openat2(2)` relative to `dir` (a raw fd or `AT_FDCWD`) with `O_CLOEXEC` added to `flags`.
+pub fn openat2(
+    dir: RawFd,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
         mode: u64,
         resolve: u64,
     }
-    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
     let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64,
-        mode: 0,
-        resolve: RESOLVE_NO_SYMLINKS,
+        flags: u64::from(u32::from_ne_bytes((flags | libc::O_CLOEXEC).to_ne_bytes())),
+        mode: u64::from(mode),
+        resolve,
     };
     // SAFETY: `path` is a valid C string and `how` a valid open_how of the size we pass.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            libc::AT_FDCWD,
+            dir,
             path.as_ptr(),
             std::ptr::addr_of!(how),
             std::mem::size_of::<OpenHow>(),
@@ -130,6 +153,56 @@ pub fn open_no_symlinks(path: &CStr) -> Result<OwnedFd, Errno> {
     let fd = Errno::result(ret)?;
     // SAFETY: the kernel returned a fresh fd that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(RawFd::try_from(fd).map_err(|_| Errno::EBADF)?) })
+}
+
+/// Whether the write end of the pipe `fd` reads from is closed everywhere (`POLLHUP`), without
+/// consuming anything.
+pub fn hung_up(fd: RawFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(borrow_fd(fd), PollFlags::empty())];
+    matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+/// `MOUNT_ATTR_RDONLY` (linux/mount.h).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_NOSUID`: set-user-ID bits and file capabilities are ignored on exec.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// `MOUNT_ATTR_NODEV`: device nodes cannot be opened.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {attr_set: set})` (Linux 5.12): add
+/// mount attributes to the mount `fd` refers to and to every mount beneath it. Attributes the
+/// kernel has locked in a user namespace are only ever added here, never cleared.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the empty path is a valid C string, `attr` a valid mount_attr of the size we pass,
+    // and `fd` is open for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            std::ptr::addr_of!(attr),
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
 }
 
 /// Bring the loopback interface up (`SIOCSIFFLAGS` with `IFF_UP|IFF_RUNNING`) in the current

@@ -1,44 +1,78 @@
-//! Human sizes (`64KiB`, `1.5GiB`, `1000000`) and durations (`1.5s`, `250ms`, `2m`).
+//! Human sizes (`512m`, `1.5GiB`, `10MB`, `1024`) and durations (`1.5s`, `250ms`, `2m`).
 //!
-//! Sizes: a bare number is bytes; `K`/`M`/`G` and `KiB`/`MiB`/`GiB` are powers of 1024, `KB`/`MB`/`GB`
-//! powers of 1000. Durations: `ms`, `s`, `m`, `h`; a bare number is seconds.
+//! Sizes follow GNU coreutils (`dd`, `sort -S`) and Docker (`--memory 512m`): a bare number is
+//! bytes; a single letter `k`/`m`/`g`/`t` (any case) and the IEC forms `KiB`/`MiB`/`GiB`/`TiB`
+//! (also Kubernetes' `Ki`/`Mi`/`Gi`/`Ti`) are powers of 1024; `KB`/`MB`/`GB`/`TB` (any case) are
+//! powers of 1000, as in SI. A lowercase `m` is MiB as in Docker, never Kubernetes' "milli".
+//! Durations: `ms`, `s`, `m`, `h`; a bare number is seconds.
 
 use std::time::Duration;
 
-/// Parse a human size into bytes.
+/// The accepted size spellings, quoted by every size error.
+pub const SIZE_FORMS: &str = "a whole number of bytes (1024), or a number with a unit: k, m, g, t \
+    or KiB, MiB, GiB, TiB (also Ki, Mi, Gi, Ti) are powers of 1024; KB, MB, GB, TB are powers of \
+    1000; units in any case, e.g. 512m, 1.5GiB, 10MB";
+
+/// Bytes per unit, keyed by the unit in lowercase; `None` for an unknown unit.
+fn size_unit(unit: &str) -> Option<u64> {
+    let binary = |exp: u32| 1u64 << (10 * exp);
+    let decimal = |exp: u32| 1000u64.pow(exp);
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" => binary(1),
+        "m" | "mi" | "mib" => binary(2),
+        "g" | "gi" | "gib" => binary(3),
+        "t" | "ti" | "tib" => binary(4),
+        "kb" => decimal(1),
+        "mb" => decimal(2),
+        "gb" => decimal(3),
+        "tb" => decimal(4),
+        _ => return None,
+    })
+}
+
+/// Parse a human size into bytes (the spellings of [`SIZE_FORMS`]).
+///
+/// Exact integer arithmetic: `1.5GiB` is 1610612736, never a float rounding of it. A fraction is
+/// rounded to the nearest byte; a fractional byte count without a unit is refused.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!(
-            "invalid size {text:?}: expected a number with an optional unit such as 64KiB or 1.5GiB"
-        )
-    })?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "K" | "k" | "KiB" => 1024.0,
-        "M" | "MiB" => 1024.0 * 1024.0,
-        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "KB" | "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        other => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
-            ));
-        }
-    };
-    let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid size {text:?}: out of range"));
+    let unit = unit.trim_start();
+    let bad = |why: String| format!("invalid size {text:?}: {why}; expected {SIZE_FORMS}");
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits_ok(whole) || (num.contains('.') && !digits_ok(frac)) {
+        return Err(bad(match num.is_empty() {
+            true => "no number".into(),
+            false => format!("{num:?} is not a number"),
+        }));
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(bytes.round() as u64)
+    let Some(mult) = size_unit(unit) else {
+        return Err(bad(format!("unknown unit {unit:?}")));
+    };
+    if mult == 1 && !frac.trim_end_matches('0').is_empty() {
+        return Err(bad("a byte count must be whole".into()));
+    }
+    let out_of_range = || format!("invalid size {text:?}: out of range (at most {})", u64::MAX);
+    let whole: u128 = whole.parse().map_err(|_| out_of_range())?;
+    // Enough fraction digits for any exact result: 1 TiB has 13 decimal digits.
+    let frac = &frac[..frac.len().min(18)];
+    let scale = 10u128.pow(u32::try_from(frac.len()).unwrap_or(0));
+    let frac_value: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| out_of_range())?
+    };
+    let mult = u128::from(mult);
+    let bytes = whole
+        .checked_mul(mult)
+        .and_then(|w| w.checked_add((frac_value * mult + scale / 2) / scale))
+        .ok_or_else(out_of_range)?;
+    u64::try_from(bytes).map_err(|_| out_of_range())
 }
 
 /// Parse a human duration.
@@ -94,28 +128,91 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("64KiB").unwrap(), 65536);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 1_610_612_736);
-        assert_eq!(parse_size("256M").unwrap(), 256 << 20);
-        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
-        assert_eq!(parse_size("17").unwrap(), 17);
-        assert!(
-            parse_size("12 parsecs")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(
-            parse_size("lots")
-                .unwrap_err()
-                .contains("expected a number")
-        );
+    fn sizes_in_every_common_spelling() {
+        let mib = 1u64 << 20;
+        let gib = 1u64 << 30;
+        for (text, bytes) in [
+            // Docker and GNU: single letters are binary, in any case.
+            ("512m", 512 * mib),
+            ("512M", 512 * mib),
+            ("1g", gib),
+            ("1G", gib),
+            ("1.5G", gib + gib / 2),
+            ("100k", 100 << 10),
+            ("100K", 100 << 10),
+            ("2t", 2 << 40),
+            // IEC and Kubernetes binary forms.
+            ("64KiB", 65536),
+            ("1.5GiB", 1_610_612_736),
+            ("256Mi", 256 * mib),
+            ("2gib", 2 * gib),
+            // SI: a trailing B makes it decimal.
+            ("10MB", 10_000_000),
+            ("2gb", 2_000_000_000),
+            ("1.5GB", 1_500_000_000),
+            ("3kB", 3000),
+            ("1TB", 1_000_000_000_000),
+            // Bytes, with or without B, and a space before the unit.
+            ("1024", 1024),
+            ("17B", 17),
+            ("512 MiB", 512 * mib),
+            (" 8m ", 8 * mib),
+            ("0", 0),
+            ("1.0", 1),
+            // Fractions are exact and round to the nearest byte.
+            ("0.5k", 512),
+            ("1.1k", 1126),
+            ("0.001k", 1),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_sizes_name_the_accepted_forms() {
+        for (text, why) in [
+            ("12 parsecs", "unknown unit \"parsecs\""),
+            ("512mm", "unknown unit \"mm\""),
+            ("1PiB", "unknown unit \"PiB\""),
+            ("5mib/s", "unknown unit"),
+            ("lots", "no number"),
+            ("", "no number"),
+            ("m", "no number"),
+            ("-1m", "no number"),
+            ("1.2.3g", "is not a number"),
+            ("1.g", "is not a number"),
+            (".5g", "is not a number"),
+            ("1e9", "unknown unit \"e9\""),
+            ("0x10", "unknown unit \"x10\""),
+            ("1.5", "a byte count must be whole"),
+            ("2.5B", "a byte count must be whole"),
+        ] {
+            let err = parse_size(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.contains("KiB, MiB, GiB, TiB"), "{text}: {err}");
+            assert!(
+                err.contains("KB, MB, GB, TB are powers of 1000"),
+                "{text}: {err}"
+            );
+        }
+        for text in [
+            "18446744073709551616",
+            "16777216t",
+            "99999999999999999999999999999999g",
+        ] {
+            let err = parse_size(text).unwrap_err();
+            assert!(err.contains("out of range"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn formatted_sizes_parse_back() {
         assert_eq!(format_size(64 << 20), "64MiB");
         assert_eq!(format_size(1536 << 10), "1536KiB");
-        assert_eq!(
-            parse_size(&format_size(1_610_612_736)).unwrap(),
-            1_610_612_736
-        );
+        for bytes in [1_610_612_736, 17, 4096, 10_000_000] {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
+        }
     }
 
     #[test]

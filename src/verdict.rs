@@ -99,6 +99,8 @@ pub struct Enforced {
     pub ipcns: bool,
     pub utsns: bool,
     pub cgroupns: bool,
+    /// A time namespace of its own: uptime and boot time start near zero (Linux 5.6).
+    pub timens: bool,
     /// Outer uid the sandbox's root is mapped to.
     pub outer_uid: u32,
     pub landlock: LandlockStatus,

@@ -148,7 +148,7 @@ fn the_json_report_has_the_documented_shape() {
     assert_eq!(
         ids,
         [
-            "sandbox", "userns", "landlock", "seccomp", "cgroup", "proc", "clone3", "rootfs"
+            "sandbox", "userns", "landlock", "seccomp", "cgroup", "proc", "clone3", "rootfs", "etc"
         ]
     );
     for c in v["checks"].as_array().unwrap() {
@@ -368,4 +368,47 @@ fn the_table_is_readable_and_plain_when_piped() {
     }
     assert!(text.lines().any(|l| l.starts_with("PROFILE")));
     assert!(text.contains("The default policy runs on this host (exit 0)."));
+}
+
+#[test]
+fn the_etc_line_lists_what_the_sandbox_sees_of_etc() {
+    let (v, _) = doctor_json(Who::Me);
+    let etc = &v["facts"]["etc"];
+    let present: Vec<&str> = etc["present"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(present.contains(&"ld.so.cache"), "{etc}");
+    assert!(
+        !present
+            .iter()
+            .any(|n| n.starts_with("shadow") || n.starts_with("ssh"))
+    );
+    // Each entry doctor says is there is there inside a sandbox, and vice versa for the
+    // top-level names of the sandbox's /etc (apart from the generated files).
+    let out = stockade(
+        Who::Me,
+        &["run", "--", "sh", "-c", "cd /etc && ls -A"],
+        None,
+    );
+    let inside: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut expected: Vec<String> = present
+        .iter()
+        .map(|n| n.split('/').next().unwrap().to_string())
+        .chain(["passwd", "group", "hostname", "hosts"].map(String::from))
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let mut inside_sorted = inside.clone();
+    inside_sorted.sort();
+    assert_eq!(inside_sorted, expected);
+    let line = check(&v, "etc");
+    let clean = etc["missing"].as_array().unwrap().is_empty()
+        && etc["dangling"].as_array().unwrap().is_empty();
+    assert_eq!(status_of(line) == "OK", clean, "{line}");
 }

@@ -794,3 +794,122 @@ fn the_documented_example_loads() {
     assert_eq!(p.policy.mounts[0].target, PathBuf::from("/data"));
     assert_eq!(p.policy.code.file_name, "main.py");
 }
+
+fn stockade_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stockade"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn language_with_a_preset_in_one_step() {
+    // The effective policy: python's interpreter with data_science's limits, env and analysis.
+    let out = stockade_cli(&[
+        "run",
+        "--profile",
+        "python",
+        "--preset",
+        "data_science",
+        "--print-policy",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "command = [\"python3\"]",
+        "memory = \"4GiB\"",
+        "wall = \"120s\"",
+        "OPENBLAS_NUM_THREADS = \"2\"",
+        "PYTHONUNBUFFERED = \"1\"",
+        "preset = \"data_science\"",
+        "language = \"python\"",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    // `profile show` shows the same composition.
+    let out = stockade_cli(&["profile", "show", "--json", "node", "--preset", "strict"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "node+strict");
+    assert_eq!(v["policy"]["argv"], serde_json::json!(["node"]));
+    assert_eq!(v["policy"]["limits"]["memory"], 128 << 20);
+    assert_eq!(v["policy"]["analysis"]["mode"], "enforce");
+    // And it runs: the preset's environment reaches the program, its limits are in the verdict.
+    let out = stockade_cli(&[
+        "run",
+        "--json",
+        "--profile",
+        "python",
+        "--preset",
+        "data_science",
+        "--code",
+        "import os; print(os.environ['OMP_NUM_THREADS'], os.environ['MPLBACKEND'])",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["stdout"]["data"], "2 Agg\n", "{v}");
+    assert_eq!(v["limits"]["memory"], 4u64 << 30);
+    assert_eq!(v["limits"]["wall"], 120_000);
+}
+
+#[test]
+fn a_preset_alone_or_in_the_wrong_place_says_what_to_write() {
+    let stderr = |args: &[&str]| {
+        let out = stockade_cli(args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = stderr(&["run", "--profile", "data_science", "--code", "print(1)"]);
+    assert!(e.contains("--profile python --preset data_science"), "{e}");
+    let e = stderr(&[
+        "run",
+        "--profile",
+        "python",
+        "--preset",
+        "data_sciense",
+        "--code",
+        "1",
+    ]);
+    assert!(e.contains("preset `data_sciense` not found"), "{e}");
+    assert!(e.contains("did you mean `data_science`?"), "{e}");
+    let e = stderr(&[
+        "run",
+        "--profile",
+        "python",
+        "--preset",
+        "node",
+        "--code",
+        "1",
+    ]);
+    assert!(e.contains("`node` is a language profile"), "{e}");
+    let e = stderr(&[
+        "run",
+        "--profile",
+        "strict",
+        "--preset",
+        "data_science",
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("`strict` is a security preset"), "{e}");
+    let e = stderr(&["run", "--preset", "python", "--", "true"]);
+    assert!(e.contains("use --profile python"), "{e}");
+    // A preset alone is the profile, and the command follows `--`.
+    let out = stockade_cli(&[
+        "run",
+        "--preset",
+        "educational",
+        "--print-policy",
+        "--",
+        "true",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("memory = \"256MiB\"") && text.contains("wall = \"5s\""),
+        "{text}"
+    );
+}

@@ -188,6 +188,40 @@ fn copy_in_env_and_cwd() {
 }
 
 #[test]
+fn docker_size_spellings_are_accepted_by_the_limit_flags() {
+    // Docker's `512m` is MiB; `10MB` is decimal (docs/profiles.md, "Sizes").
+    let out = stockade(
+        Who::Me,
+        &[
+            "run",
+            "--print-policy",
+            "--memory",
+            "512m",
+            "--tmp-size",
+            "10MB",
+            "--",
+            "true",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("memory = \"512MiB\""), "{text}");
+    assert!(text.contains("tmp_size = \"10000000\""), "{text}");
+    if !common::is_root() {
+        eprintln!("cgroup limits need root here; the enforced run is skipped");
+        return;
+    }
+    let v = verdict(Who::Me, &["--memory", "512m", "--", "true"]);
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["limits"]["memory"], 512u64 << 20, "{v}");
+    assert_eq!(
+        v["enforced"]["cgroup"]["memory_limit_enforced"], true,
+        "{v}"
+    );
+}
+
+#[test]
 fn bad_arguments_exit_125_with_a_clear_message() {
     for (args, needle) in [
         (

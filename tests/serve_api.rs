@@ -91,6 +91,36 @@ fn execute_returns_the_verdict_with_output() {
         (v["status"].as_str(), v["stdout"]["data"].as_str()),
         (Some("ok"), Some("preset\n"))
     );
+
+    // A language with a preset on top: the preset's environment and limits, python's interpreter.
+    let code = "import os; print(os.environ['OPENBLAS_NUM_THREADS'])";
+    let v = s
+        .post(
+            "/v1/execute",
+            &json!({"profile": "python", "preset": "data_science", "code": code}),
+        )
+        .json();
+    assert_eq!(v["stdout"]["data"], "2\n", "{v}");
+    assert_eq!(v["limits"]["memory"], 4u64 << 30);
+    let r = s.post(
+        "/v1/execute",
+        &json!({"profile": "python", "preset": "data_sciense", "code": "1"}),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("did you mean `data_science`?"),
+        "{}",
+        r.text()
+    );
+    let r = s.post(
+        "/v1/execute",
+        &json!({"profile": "python", "preset": "node", "code": "1"}),
+    );
+    assert!(
+        r.text().contains("`node` is a language profile"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]

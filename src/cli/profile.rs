@@ -12,7 +12,7 @@ use crate::profile::{self, Profile, ProfileInfo};
 /// List, show and validate profiles (built in, /etc/stockade/profiles, or a path).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  stockade profile list\n  stockade profile show python\n  stockade profile validate ./my.toml\n\nReference: docs/profiles.md"
+    after_help = "Examples:\n  stockade profile list\n  stockade profile show python\n  stockade profile show python --preset data_science\n  stockade profile validate ./my.toml\n\nReference: docs/profiles.md"
 )]
 pub struct ProfileArgs {
     #[command(subcommand)]
@@ -31,6 +31,10 @@ pub enum ProfileCommand {
     Show {
         /// Profile name or path (a path contains `/` or ends in `.toml`).
         profile: String,
+        /// A security preset on top of the language profile, as `stockade run --preset` applies
+        /// it: `stockade profile show python --preset data_science`.
+        #[arg(long, value_name = "NAME|PATH")]
+        preset: Option<String>,
         /// Print JSON (the policy as the runtime sees it) instead of TOML.
         #[arg(long)]
         json: bool,
@@ -46,7 +50,11 @@ pub enum ProfileCommand {
 pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ProfileCommand::List { json } => list(json),
-        ProfileCommand::Show { profile, json } => show(&profile, json),
+        ProfileCommand::Show {
+            profile,
+            preset,
+            json,
+        } => show(&profile, preset.as_deref(), json),
         ProfileCommand::Validate { profiles } => Ok(validate(&profiles)),
     }
 }
@@ -101,8 +109,11 @@ struct ShowJson<'a> {
     policy: &'a Policy,
 }
 
-fn show(name: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let p: Profile = profile::load(name).with_context(|| format!("load profile `{name}`"))?;
+fn show(name: &str, preset: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let p: Profile = profile::load_with_preset(name, preset).with_context(|| match preset {
+        Some(preset) => format!("load profile `{name}` with preset `{preset}`"),
+        None => format!("load profile `{name}`"),
+    })?;
     if json {
         let out = ShowJson {
             name: &p.name,

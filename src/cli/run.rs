@@ -42,10 +42,17 @@ pub struct RunArgs {
     /// unsafe code with status rejected_by_policy).
     #[arg(long = "policy", value_name = "MODE", value_enum)]
     pub policy_mode: Option<PolicyModeArg>,
-    /// Analysis preset (minimal, development, production, educational, data_science,
-    /// web_scraping, strict) or a rules file.
-    #[arg(long, value_name = "PRESET")]
+    /// Security preset applied on top of the --profile language (minimal, development,
+    /// production, educational, data_science, strict, or a preset file): its limits, network,
+    /// seccomp action, best-effort layers, environment and analysis rules win; the language keeps
+    /// its interpreter. `--profile python --preset data_science`. Alone, the preset is the
+    /// profile and the command follows `--`.
+    #[arg(long, value_name = "NAME|PATH")]
     pub preset: Option<String>,
+    /// Analysis rules only (minimal, development, production, educational, data_science,
+    /// web_scraping, strict) or a rules file, instead of the profile's.
+    #[arg(long, value_name = "PRESET")]
+    pub analysis_preset: Option<String>,
 
     /// Print the verdict as one JSON object on stdout (the command's output goes into it).
     #[arg(long)]
@@ -60,7 +67,8 @@ pub struct RunArgs {
     /// CPU-time limit of the whole sandbox, e.g. 1s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub cpu_time: Option<std::time::Duration>,
-    /// Memory limit, e.g. 128MiB (cgroup; RLIMIT_AS only with --best-effort cgroup).
+    /// Memory limit, e.g. 512m or 1.5GiB (k/m/g and KiB/MiB/GiB binary, KB/MB/GB decimal; cgroup;
+    /// RLIMIT_AS only with --best-effort cgroup).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Maximum number of tasks (processes and threads).
@@ -213,7 +221,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// The effective policy: the profile (or the embedded default), then the flags; plus the files and
 /// stdin the profile's way of delivering code needs.
 fn build_policy(args: &RunArgs) -> anyhow::Result<(Policy, Vec<WorkFile>, Option<Vec<u8>>)> {
-    let Some(name) = &args.profile else {
+    let Some(name) = args.profile.as_ref().or(args.preset.as_ref()) else {
         let mut policy = Policy::default();
         apply_args(&mut policy, args)?;
         policy.argv.clone_from(&args.command);
@@ -224,7 +232,16 @@ fn build_policy(args: &RunArgs) -> anyhow::Result<(Policy, Vec<WorkFile>, Option
         }
         return Ok((policy, Vec::new(), None));
     };
-    let mut policy = crate::profile::load(name)?.into_policy();
+    let profile = match (&args.profile, &args.preset) {
+        (Some(language), Some(preset)) => crate::profile::load_with_preset(language, Some(preset))?,
+        _ => crate::profile::load(name)?,
+    };
+    if args.profile.is_none() && !crate::profile::is_preset(&profile) {
+        bail!(
+            "--preset {name}: `{name}` is a language profile, not a preset; use --profile {name}"
+        );
+    }
+    let mut policy = profile.into_policy();
     apply_args(&mut policy, args)?;
     // `stockade run --profile python -- main.py`: the program named first is the caller's file.
     if let Some(first) = args.command.first().filter(|_| args.code.is_none()) {
@@ -438,7 +455,7 @@ pub fn apply_args(policy: &mut Policy, args: &RunArgs) -> anyhow::Result<()> {
             PolicyModeArg::Enforce => AnalysisMode::Enforce,
         };
     }
-    if let Some(p) = &args.preset {
+    if let Some(p) = &args.analysis_preset {
         policy.analysis.preset.clone_from(p);
     }
     for layer in &args.best_effort {

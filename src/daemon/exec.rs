@@ -96,7 +96,7 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
         ProfileError::NoCommand(name) => ApiError::new(
             Code::InvalidRequest,
             format!(
-                "profile `{name}` is a preset without an interpreter: give the command in `args`"
+                "profile `{name}` is a preset without an interpreter: give a language with the preset on top (`\"profile\": \"python\", \"preset\": \"{name}\"`) or the command in `args`"
             ),
         ),
         other => ApiError::new(Code::InvalidRequest, other.to_string()),

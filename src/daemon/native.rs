@@ -32,6 +32,9 @@ pub struct ExecuteRequest {
     pub profile: Option<String>,
     /// A language name or alias, resolved like `profile`.
     pub language: Option<String>,
+    /// A security preset applied on top of the language profile (docs/profiles.md,
+    /// "Language × preset"): `{"profile": "python", "preset": "data_science"}`.
+    pub preset: Option<String>,
     /// Code as text, delivered the way the profile says.
     pub code: Option<String>,
     /// Files written to /sandbox; the first is the program.
@@ -147,7 +150,33 @@ fn resolve(app: &App, req: &ExecuteRequest) -> Result<Profile, ApiError> {
             ));
         }
     };
-    lookup(app, name)
+    let language = lookup(app, name)?;
+    match &req.preset {
+        Some(preset) => with_preset(app, &language, preset),
+        None => Ok(language),
+    }
+}
+
+/// `language` with the catalog's `preset` on top; its authorization name is `language+preset`.
+fn with_preset(app: &App, language: &Profile, preset: &str) -> Result<Profile, ApiError> {
+    let catalog = app.catalog();
+    let Some(found) = catalog.resolve(preset) else {
+        let presets: Vec<String> = catalog
+            .names()
+            .into_iter()
+            .filter(|n| catalog.resolve(n).is_some_and(crate::profile::is_preset))
+            .collect();
+        let hint = crate::profile::nearest(preset, &presets)
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+        let msg = format!(
+            "no preset named `{preset}` (presets: {}){hint}",
+            presets.join(", ")
+        );
+        return Err(ApiError::new(Code::InvalidRequest, msg));
+    };
+    crate::profile::compose(language, found)
+        .map_err(|e| ApiError::new(Code::InvalidRequest, e.to_string()))
 }
 
 pub fn lookup(app: &App, name: &str) -> Result<Profile, ApiError> {

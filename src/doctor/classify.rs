@@ -25,6 +25,7 @@ pub fn classify(f: &Facts) -> Report {
         proc_mount(f, &mut profiles),
         clone3(f, &mut profiles),
         rootfs(f, &mut profiles),
+        super::etc::check(f, &mut profiles),
     ];
     // Last, so a failed run is only blamed on itself when no other line explains it; shown first.
     let run = sandbox(f, &mut profiles, &checks);

@@ -75,6 +75,9 @@ pub fn gather(opts: &ProbeOptions) -> Facts {
         .collect();
     f.profiles = profiles();
     timed("profiles", t);
+    let t = Instant::now();
+    f.etc = super::etc::probe(Path::new("/"), Path::new("/etc"));
+    timed("etc", t);
     timed("total", started);
     f.timings_us = timings;
     f

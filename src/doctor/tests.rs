@@ -74,6 +74,10 @@ fn healthy() -> Facts {
             .map(|n| (n.to_string(), Some(format!("/usr/bin/{n}"))))
             .collect(),
         named_rootfs: Vec::new(),
+        etc: EtcFacts {
+            present: vec!["ld.so.cache".into(), "alternatives".into()],
+            ..EtcFacts::default()
+        },
         profiles: vec![
             profile("default", None, "kill_process", false),
             profile("python", Some("python3"), "kill_process", true),
@@ -142,7 +146,7 @@ fn a_healthy_host_is_all_ok_and_every_profile_runs() {
     assert_eq!(
         ids,
         [
-            "sandbox", "userns", "landlock", "seccomp", "cgroup", "proc", "clone3", "rootfs"
+            "sandbox", "userns", "landlock", "seccomp", "cgroup", "proc", "clone3", "rootfs", "etc"
         ]
     );
     for c in &r.checks {

@@ -34,8 +34,26 @@ pub enum ProfileError {
     #[error("profile inheritance cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
     /// Neither the profile nor the caller gave a command.
-    #[error("profile `{0}` has no [run] command; give the command after `--`")]
+    #[error(
+        "profile `{0}` is a security preset with no interpreter: give a language and apply the preset on top (`--profile python --preset {0}`; in the API `\"profile\": \"python\", \"preset\": \"{0}\"`), or give the command after `--`"
+    )]
     NoCommand(String),
+    /// A preset was asked for on top of a profile that runs nothing itself.
+    #[error(
+        "`{name}` is a security preset with no interpreter, so `{preset}` cannot go on top of it; give a language profile, e.g. `--profile python --preset {preset}`"
+    )]
+    NotALanguage { name: String, preset: String },
+    /// The profile given as a preset runs an interpreter.
+    #[error(
+        "`{name}` is a language profile (it runs `{command}`), not a preset; presets set limits and layers only (`stockade profile list` marks them `(preset)`)"
+    )]
+    NotAPreset { name: String, command: String },
+    #[error("preset `{name}` not found (presets: {presets}){}", hint_suffix(.suggestion))]
+    UnknownPreset {
+        name: String,
+        presets: String,
+        suggestion: Option<String>,
+    },
     /// Code or files that cannot be delivered as asked.
     #[error("{0}")]
     BadInput(String),

@@ -229,7 +229,16 @@ mod tests {
     #[test]
     fn a_profile_without_command_needs_arguments() {
         let err = invocation(&Policy::default(), CodeInput::Args(vec![])).unwrap_err();
-        assert!(err.to_string().contains("has no [run] command"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is a security preset with no interpreter"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("--profile python --preset default"),
+            "{err}"
+        );
         let inv = invocation(&Policy::default(), CodeInput::Args(vec!["true".into()])).unwrap();
         assert_eq!(inv.argv, ["true"]);
     }

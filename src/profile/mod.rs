@@ -14,12 +14,14 @@ use crate::policy::Policy;
 use crate::rootfs;
 
 mod apply;
+mod compose;
 mod error;
 mod invocation;
 mod render;
 mod values;
 pub mod wire;
 
+pub use compose::{compose, compose_policies, is_preset, load_with_preset};
 pub use error::{Invalid, ProfileError, SourceFile, nearest};
 pub use invocation::{CodeInput, InlineFile, Invocation, WorkFile, invocation};
 pub use render::render_policy;

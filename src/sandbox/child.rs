@@ -26,6 +26,8 @@ pub(super) struct Spec<'a> {
     pub init_filters: &'a seccomp::Filters,
     pub rlimits: &'a [Rlimit],
     pub cap_last_cap: u32,
+    /// Give the sandbox a time namespace of its own (the kernel has them).
+    pub time_ns: bool,
     /// Inherited memory to zero: the caller's argv and environment blocks.
     pub scrub: [(usize, usize); 2],
     /// Descriptors for the child: the release pipe (read end), `/dev/null` (becomes 0-2; each
@@ -33,7 +35,7 @@ pub(super) struct Spec<'a> {
     pub fds: [RawFd; 3],
 }
 
-/// The release pipe in the child (after `stdio`); closed before the agent is forked.
+/// The release pipe in the child (from `stdio` on); closed before the agent is forked.
 const GO_FD: RawFd = CHILD_FD + 1;
 
 /// The agent's pid inside the sandbox, out of the way: programs start from pid 2, as a one-shot
@@ -79,17 +81,29 @@ pub(super) fn init(spec: &Spec) -> ! {
 
 /// Steps 4-11 of DESIGN §1, then the fork of the agent.
 fn setup(spec: &Spec) -> Step<Pid> {
+    // Only the sandbox's own pipes survive: nothing of the caller's fds is reachable from inside.
+    // First, so that our inherited copy of the release pipe's write end is closed before we wait.
+    stdio(spec.fds)?;
     // The parent writes the id maps, then releases us; EOF means it died.
-    wait_for_byte(spec.fds[0])?;
-    // Die with the supervisor; set before anything else can block.
+    wait_for_byte(GO_FD)?;
+    // Before the uid change: that makes us non-dumpable, and /proc/self/timens_offsets then
+    // belongs to the host's root; before the agent's fork, the first process to enter it.
+    if spec.time_ns {
+        step("time namespace", ns::enter_time_namespace())?;
+    }
+    // Root inside the userns; without it file creation on the new tmpfs fails with EOVERFLOW.
+    step("user namespace ids", ns::become_root())?;
+    // Die with the supervisor. After the uid change: a change of effective uid clears the
+    // parent-death signal (prctl(2)), and as root the outer uid does change here.
     step(
         "prctl(PR_SET_PDEATHSIG)",
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64),
     )?;
-    // Only /dev/null and the protocol survive: nothing of the caller's fds is reachable from inside.
-    stdio(spec.fds)?;
-    // Root inside the userns; without it file creation on the new tmpfs fails with EOVERFLOW.
-    step("user namespace ids", ns::become_root())?;
+    // The supervisor may have died before the line above: it holds the release pipe's write end
+    // for the sandbox's whole life, so a hang-up there means it is gone.
+    if sys::hung_up(GO_FD) {
+        sys::exit_now(125);
+    }
     step("hostname", ns::set_hostname(&spec.shape.hostname))?;
     // Nothing mounted from here on may propagate to the host.
     step("mount propagation", fs::make_private())?;

@@ -106,6 +106,11 @@ pub struct Sandbox {
     /// Why no further exec can run (the init is gone or a limit killed the sandbox).
     gone: Option<String>,
     reaped: bool,
+    /// The release pipe's write end, open for the sandbox's life: the child takes its hang-up
+    /// as the supervisor's death (see `child::setup`).
+    release: OwnedFd,
+    /// The outer ids this sandbox holds (as root, a slot of the subuid range) until it is gone.
+    _ids: ns::lease::Lease,
 }
 
 /// The child's descriptors, created before `clone3`: (ours, the child's).
@@ -147,9 +152,12 @@ impl Sandbox {
             init_filters: &prep.init_filters,
             rlimits: &prep.rlimits,
             cap_last_cap: caps::last_cap(),
+            time_ns: ns::time_namespaces_available(),
             scrub: *SCRUB.get_or_init(sys::arg_env_ranges),
             fds: [&fds.go.1, &fds.null, &fds.proto.1].map(AsRawFd::as_raw_fd),
         };
+        // Held until the sandbox is gone (the child closes its inherited copy in its first step).
+        let lease = ns::IdMap::for_caller().map_err(PrepareError::from)?;
         let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
         let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
             Ok(sys::Cloned::Child) => child::init(&spec),
@@ -159,7 +167,7 @@ impl Sandbox {
                 return Err(PrepareError::Clone { errno, hint }.into());
             }
         };
-        let ids = ns::IdMap::for_caller();
+        let ids = lease.ids;
         let ChildFds { go, null, proto } = fds;
         drop((go.1, null, proto.1));
         let mut sandbox = Sandbox {
@@ -172,16 +180,18 @@ impl Sandbox {
             execs: 0,
             gone: None,
             reaped: false,
+            release: go.0,
+            _ids: lease,
         };
         // Release the child as soon as it has its ids, then attach the cgroups while it builds
         // its mount tree; it waits for the second byte before forking the agent. On error the
         // drop kills and reaps it.
         ids.write(pid).map_err(PrepareError::from)?;
-        let _ = nix::unistd::write(&go.0, b"g");
+        let _ = nix::unistd::write(&sandbox.release, b"g");
         if let Some(g) = &sandbox.group {
             g.attach(pid).map_err(PrepareError::from)?;
         }
-        let _ = nix::unistd::write(&go.0, b"l");
+        let _ = nix::unistd::write(&sandbox.release, b"l");
         sandbox.wait_ready()?;
         Ok(sandbox)
     }
@@ -483,6 +493,7 @@ fn enforced(
         ipcns: true,
         utsns: true,
         cgroupns: true,
+        timens: ns::time_namespaces_available(),
         outer_uid: ids.outer_uid,
         capabilities_dropped: true,
         no_new_privs: true,
@@ -514,4 +525,5 @@ fn not_ran(e: &mut Enforced) {
     e.no_new_privs = false;
     e.readonly_root = false;
     e.seccomp.enabled = false;
+    e.timens = false;
 }

@@ -6,10 +6,12 @@
 mod agent;
 mod cause;
 mod child;
+mod echo;
 mod feeder;
 mod lifecycle;
 pub mod protocol;
 mod supervise;
+mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -138,6 +140,9 @@ struct Prepared {
 
 fn prepare(shape: &Shape, limits: Option<&LimitManager>) -> Result<Prepared, PrepareError> {
     static HOST: OnceLock<HostLayout> = OnceLock::new();
+    // Root's supplementary groups would follow the child into the sandbox (issue: setpriv
+    // --groups=0,4,42 kept them); once dropped they stay dropped for this process.
+    ns::drop_supplementary_groups()?;
     let group = limits.map(|m| m.create(&shape.limits)).transpose()?;
     let enforced = group.as_ref().map(RunGroup::enforced).unwrap_or_default();
     fail_closed(shape, &enforced)?;
@@ -151,7 +156,13 @@ fn prepare(shape: &Shape, limits: Option<&LimitManager>) -> Result<Prepared, Pre
         scratch: fs::scratch_dir()?,
         filters: seccomp::compile(&shape.seccomp, shape.network)?,
         init_filters: seccomp::compile_init()?,
-        rlimits: rlimit::plan(&sandbox_wide, !enforced.memory_limit_enforced),
+        rlimits: rlimit::plan(
+            &sandbox_wide,
+            rlimit::Backstops {
+                memory: !enforced.memory_limit_enforced,
+                pids: !enforced.pids_limit_enforced,
+            },
+        ),
         group,
     })
 }

@@ -2,7 +2,6 @@
 //! pipes, the protocol socket, stdin, the OOM event and our own signals, with the wall-time
 //! deadline (counted from hand-over) as the poll timeout.
 
-use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 
+use super::echo::EchoQueue;
 use super::feeder::Feeder;
 use super::protocol::{self, Exit, Up};
+use super::watchdog::Deadline;
 use crate::cgroup::RunGroup;
 use crate::policy::{Limits, OutputMode};
 use crate::verdict::{CpuTime, SeccompViolation, Status, Stream, Verdict};
@@ -114,6 +115,8 @@ struct Io<'a> {
     signals: Option<SignalFd>,
     cancel: Option<BorrowedFd<'a>>,
     echo: Echo<'a>,
+    /// Our stdout and stderr, for `Echo::Stdio`: written only when they can take more.
+    queues: [EchoQueue; 2],
     buf: Vec<u8>,
 }
 
@@ -143,7 +146,9 @@ const STDIN_PIPE: usize = 5;
 const EVENTS: usize = 6;
 const SIGNALS: usize = 7;
 const CANCEL: usize = 8;
-const SLOTS: usize = 9;
+const ECHO_OUT: usize = 9;
+const ECHO_ERR: usize = 10;
+const SLOTS: usize = 11;
 
 impl<'a> Supervisor<'a> {
     /// Supervise until the program has exited (or the init is gone) and its pipes are drained.
@@ -158,9 +163,31 @@ impl<'a> Supervisor<'a> {
             signals: opts.forward_signals.then(signal_fd).flatten(),
             cancel: opts.cancel,
             echo: opts.echo,
+            queues: [1, 2].map(|fd| EchoQueue::new(fd, self.limits.output)),
             buf: vec![0u8; CHUNK],
         };
         let mut out = Outcome::new();
+        let deadline = Deadline::default();
+        let wall = self.limits.wall.map(|w| self.started + w);
+        std::thread::scope(|scope| {
+            let timer = wall.map(|at| deadline.start(scope, at, self.pidfd.as_fd()));
+            self.supervise(&mut io, &mut out, &deadline);
+            deadline.stop();
+            drop(timer);
+        });
+        if deadline.fired() {
+            // The timer killed the sandbox while the loop was elsewhere.
+            out.killed_for.get_or_insert(Status::TimeoutWall);
+        }
+        for queue in &mut io.queues {
+            queue.finish();
+        }
+        out
+    }
+
+    /// The loop proper: until the program has exited (or the init is gone) and the pipes are
+    /// drained. The wall clock stops at the program's exit: draining is not its time.
+    fn supervise(&mut self, io: &mut Io, out: &mut Outcome, deadline: &Deadline) {
         let mut run = Progress::default();
         loop {
             let now = Instant::now();
@@ -172,10 +199,13 @@ impl<'a> Supervisor<'a> {
                 break;
             }
             if out.killed_for.is_none() && run.ended.is_none() {
-                self.enforce_time_limits(now, &mut out);
+                self.enforce_time_limits(now, out);
             }
-            let ready = self.poll_once(&io, &out, &run, self.timeout(now, &out, &run));
-            self.handle(ready, &mut io, &mut out, &mut run);
+            let ready = self.poll_once(io, out, &run, self.timeout(now, out, &run));
+            self.handle(ready, io, out, &mut run);
+            if run.ended.is_some() {
+                deadline.stop();
+            }
         }
         if let Some(sigs) = io.signals.take() {
             restore_signals(sigs);
@@ -186,7 +216,6 @@ impl<'a> Supervisor<'a> {
                 .as_mut()
                 .and_then(|k| k.find_kill(run.payload_pid));
         }
-        out
     }
 
     /// Wall time from the deadline; CPU time from the cgroup's accounting.
@@ -251,6 +280,12 @@ impl<'a> Supervisor<'a> {
             io.cancel
                 .filter(|_| !out.cancelled)
                 .map(|fd| (fd, PollFlags::POLLIN)),
+            io.queues[0]
+                .wants_output()
+                .map(|fd| (fd, PollFlags::POLLOUT)),
+            io.queues[1]
+                .wants_output()
+                .map(|fd| (fd, PollFlags::POLLOUT)),
         ];
         let mut pfds: Vec<PollFd> = Vec::with_capacity(SLOTS);
         let mut index = [usize::MAX; SLOTS];
@@ -274,10 +309,15 @@ impl<'a> Supervisor<'a> {
 
     fn handle(&mut self, ready: [bool; SLOTS], io: &mut Io, out: &mut Outcome, run: &mut Progress) {
         if ready[STDOUT] {
-            self.read_stream(&io.stdout, 1, out, &mut io.buf, io.echo);
+            self.read_stream(Channel::Stdout, io, out);
         }
         if ready[STDERR] {
-            self.read_stream(&io.stderr, 2, out, &mut io.buf, io.echo);
+            self.read_stream(Channel::Stderr, io, out);
+        }
+        for (slot, queue) in [ECHO_OUT, ECHO_ERR].into_iter().zip(&mut io.queues) {
+            if ready[slot] {
+                queue.write_some();
+            }
         }
         if ready[PROTO] {
             self.read_protocol(io, out, run);
@@ -407,7 +447,12 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn read_stream(&self, fd: &OwnedFd, which: u8, out: &mut Outcome, buf: &mut [u8], echo: Echo) {
+    fn read_stream(&self, channel: Channel, io: &mut Io, out: &mut Outcome) {
+        let (fd, which) = match channel {
+            Channel::Stdout => (&io.stdout, 1u8),
+            Channel::Stderr => (&io.stderr, 2),
+        };
+        let buf = &mut io.buf;
         let n = match nix::unistd::read(fd, buf) {
             Ok(0) | Err(Errno::EBADF) => 0,
             Ok(n) => n,
@@ -429,17 +474,9 @@ impl<'a> Supervisor<'a> {
         capture.data.extend_from_slice(keep);
         capture.total += n as u64;
         if !keep.is_empty() {
-            let channel = if which == 1 {
-                Channel::Stdout
-            } else {
-                Channel::Stderr
-            };
-            match echo {
+            match io.echo {
                 Echo::Off => {}
-                Echo::Stdio if channel == Channel::Stdout => {
-                    drop(std::io::stdout().write_all(keep))
-                }
-                Echo::Stdio => drop(std::io::stderr().write_all(keep)),
+                Echo::Stdio => io.queues[usize::from(which - 1)].push(keep),
                 Echo::Callback(f) => f(channel, keep),
             }
         }
