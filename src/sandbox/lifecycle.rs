@@ -2,7 +2,6 @@
 //! locked down, at the pre-exec point; `exec` hands over one program and supervises it into its
 //! own verdict; `destroy` (or drop) kills what is left, reaps the init and removes the cgroup.
 
-use std::io::{Seek, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -12,9 +11,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 
-use super::protocol::{self, Down, ExecSpec, FileSpec, ProtocolError, SetupError, Up};
+use super::protocol::{self, Down, ProtocolError, SetupError, Up};
 use super::supervise::{CpuBase, Echo, Stdin, Supervisor};
-use super::{PrepareError, child, ms, prepare, read_copies};
+use super::{PrepareError, child, exec_data, ms, prepare};
 use crate::cgroup::{LimitManager, RunGroup};
 use crate::policy::{Execution, Limits, NetworkMode, SeccompDefault, Shape};
 use crate::verdict::{Enforced, LandlockStatus, SeccompStatus, Status, Verdict};
@@ -428,54 +427,6 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.teardown();
     }
-}
-
-/// The memfd of an exec request: `ExecSpec` JSON, then each file's bytes. Copy-ins are read from
-/// the host now, at exec time.
-fn exec_data(exec: &Execution, work_dir: u64) -> Result<(OwnedFd, u64), SandboxError> {
-    let nul = |what: String| PrepareError::Nul { what };
-    if exec.argv.iter().any(|a| a.contains('\0')) {
-        return Err(nul("an argument".into()).into());
-    }
-    if let Some((k, _)) = exec
-        .env
-        .iter()
-        .find(|(k, v)| k.contains('\0') || k.contains('=') && k.is_empty() || v.contains('\0'))
-    {
-        return Err(nul(format!("environment variable {k}")).into());
-    }
-    let mut files = read_copies(&exec.copy_in, work_dir)?;
-    files.extend(exec.files.iter().cloned());
-    let spec = ExecSpec {
-        argv: exec.argv.clone(),
-        env: exec.env.clone(),
-        cwd: exec.cwd.clone(),
-        files: files
-            .iter()
-            .map(|f| FileSpec {
-                path: f.path.clone(),
-                mode: f.mode & 0o777,
-                len: f.contents.len() as u64,
-            })
-            .collect(),
-        cpu_ms: exec
-            .limits
-            .cpu
-            .map(|c| u64::try_from(c.as_millis()).unwrap_or(u64::MAX)),
-    };
-    let json = serde_json::to_vec(&spec).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    let call = |call: &'static str| move |errno| PrepareError::ExecData { call, errno };
-    let fd =
-        nix::sys::memfd::memfd_create(c"stockade-exec", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .map_err(call("memfd_create"))?;
-    let mut file = std::fs::File::from(fd);
-    let io = |e: std::io::Error| call("write")(Errno::from_raw(e.raw_os_error().unwrap_or(0)));
-    file.write_all(&json).map_err(io)?;
-    for f in &files {
-        file.write_all(&f.contents).map_err(io)?;
-    }
-    file.rewind().map_err(io)?;
-    Ok((file.into(), json.len() as u64))
 }
 
 /// What a sandbox enforces, known once it is created.

@@ -9,10 +9,12 @@ mod child;
 mod echo;
 mod feeder;
 mod lifecycle;
+mod outcome;
 pub mod protocol;
 mod supervise;
 mod watchdog;
 
+use std::io::{Seek, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -20,10 +22,11 @@ use std::time::Instant;
 use nix::errno::Errno;
 
 pub use self::lifecycle::{CreateOptions, ExecOptions, Sandbox, SandboxError};
+use self::protocol::{ExecSpec, FileSpec, ProtocolError};
 pub use self::supervise::{Channel, Echo, Stdin};
 use crate::cgroup::{LimitManager, RunGroup};
 use crate::fs::{self, HostLayout};
-use crate::policy::{File, Limits, Policy, Shape};
+use crate::policy::{Execution, File, Limits, Policy, Shape};
 use crate::verdict::Verdict;
 use crate::{ns, rlimit, seccomp, sys};
 
@@ -240,4 +243,52 @@ fn read_copies(copy_in: &[crate::policy::CopyIn], limit: u64) -> Result<Vec<File
             })
         })
         .collect()
+}
+
+/// The memfd of an exec request: `ExecSpec` JSON, then each file's bytes. Copy-ins are read from
+/// the host now, at exec time.
+fn exec_data(exec: &Execution, work_dir: u64) -> Result<(std::os::fd::OwnedFd, u64), SandboxError> {
+    let nul = |what: String| PrepareError::Nul { what };
+    if exec.argv.iter().any(|a| a.contains('\0')) {
+        return Err(nul("an argument".into()).into());
+    }
+    if let Some((k, _)) = exec
+        .env
+        .iter()
+        .find(|(k, v)| k.contains('\0') || k.contains('=') && k.is_empty() || v.contains('\0'))
+    {
+        return Err(nul(format!("environment variable {k}")).into());
+    }
+    let mut files = read_copies(&exec.copy_in, work_dir)?;
+    files.extend(exec.files.iter().cloned());
+    let spec = ExecSpec {
+        argv: exec.argv.clone(),
+        env: exec.env.clone(),
+        cwd: exec.cwd.clone(),
+        files: files
+            .iter()
+            .map(|f| FileSpec {
+                path: f.path.clone(),
+                mode: f.mode & 0o777,
+                len: f.contents.len() as u64,
+            })
+            .collect(),
+        cpu_ms: exec
+            .limits
+            .cpu
+            .map(|c| u64::try_from(c.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let json = serde_json::to_vec(&spec).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let call = |call: &'static str| move |errno| PrepareError::ExecData { call, errno };
+    let fd =
+        nix::sys::memfd::memfd_create(c"stockade-exec", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(call("memfd_create"))?;
+    let mut file = std::fs::File::from(fd);
+    let io = |e: std::io::Error| call("write")(Errno::from_raw(e.raw_os_error().unwrap_or(0)));
+    file.write_all(&json).map_err(io)?;
+    for f in &files {
+        file.write_all(&f.contents).map_err(io)?;
+    }
+    file.rewind().map_err(io)?;
+    Ok((file.into(), json.len() as u64))
 }
