@@ -412,17 +412,6 @@ pub fn ensure_stdio_open() {
     }
 }
 
-/// Zero-or-positive pids of the children of `pid` (`/proc/PID/task/PID/children`).
-pub fn children_of(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// (start, end) of our argv block and environment block, from `/proc/self/stat` fields 48-51.
 pub fn arg_env_ranges() -> [(usize, usize); 2] {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
