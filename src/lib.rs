@@ -11,6 +11,7 @@ pub mod cli;
 pub mod daemon;
 pub mod doctor;
 pub mod fs;
+pub mod guard;
 pub mod landlock;
 pub mod mountinfo;
 pub mod ns;

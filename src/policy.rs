@@ -37,6 +37,10 @@ pub struct Policy {
     pub analysis: AnalysisPolicy,
     /// How code given as text reaches the interpreter in `argv` (`crate::profile::invocation`).
     pub code: CodeDelivery,
+    /// A compile stage that runs before `argv` in its own sandbox (`crate::sandbox::stages`);
+    /// `None` for interpreted languages.
+    #[serde(default)]
+    pub compile: Option<CompileStage>,
 }
 
 impl Default for Policy {
@@ -57,6 +61,7 @@ impl Default for Policy {
             best_effort: BestEffort::default(),
             analysis: AnalysisPolicy::default(),
             code: CodeDelivery::default(),
+            compile: None,
         }
     }
 }
@@ -381,6 +386,14 @@ pub struct AnalysisPolicy {
     pub language: Option<String>,
     /// Severity at or above which code is unsafe; `None` means the preset's own threshold.
     pub threshold: Option<crate::analysis::Severity>,
+    /// Top-level modules the code may import (Python `import`, node `require`); `None` allows
+    /// any. Checked by the analysis and, at run time, by `crate::guard`.
+    #[serde(default)]
+    pub allowed_modules: Option<Vec<String>>,
+    /// Builtins the code may not call (`eval`, `exec`, `compile`, `__import__`, `open`,
+    /// `Function`), checked the same two ways.
+    #[serde(default)]
+    pub blocked_functions: Vec<String>,
 }
 
 impl Default for AnalysisPolicy {
@@ -390,6 +403,8 @@ impl Default for AnalysisPolicy {
             preset: "production".into(),
             language: None,
             threshold: None,
+            allowed_modules: None,
+            blocked_functions: Vec::new(),
         }
     }
 }
@@ -429,4 +444,71 @@ pub enum CodeVia {
     /// On the payload's standard input.
     #[default]
     Stdin,
+}
+
+/// A profile's compile stage: the compiler's command and its own limits. The program file and the
+/// compiler's output live in one work directory shared by the compile and the run stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompileStage {
+    /// The compiler command. In a profile it holds placeholders (`{source}`, `{stem}`, `{output}`,
+    /// `{dir}`), which `crate::profile::invocation` replaces.
+    pub argv: Vec<String>,
+    /// The program file under `/sandbox` when the code is given as text, e.g. `main.c`.
+    pub file_name: String,
+    /// The compiler's output under `/sandbox` (`{output}`), e.g. `main`.
+    pub output: String,
+    pub limits: StageLimits,
+}
+
+impl Default for CompileStage {
+    fn default() -> Self {
+        CompileStage {
+            argv: Vec::new(),
+            file_name: "main".into(),
+            output: "main.out".into(),
+            limits: StageLimits::default(),
+        }
+    }
+}
+
+/// The limits a compile stage sets for itself; everything else (file sizes, open files, the work
+/// dir's size) is the run's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLimits {
+    #[serde(serialize_with = "ser_opt_ms", deserialize_with = "de_opt_ms")]
+    pub wall: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms", deserialize_with = "de_opt_ms")]
+    pub cpu: Option<Duration>,
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    /// Bytes captured per output stream of the compiler.
+    pub output: u64,
+}
+
+impl Default for StageLimits {
+    /// Piston's compile defaults: 10 s of wall time; no CPU, memory or task limit; 1 MiB of
+    /// output per stream.
+    fn default() -> Self {
+        StageLimits {
+            wall: Some(Duration::from_secs(10)),
+            cpu: None,
+            memory: None,
+            pids: None,
+            output: 1 << 20,
+        }
+    }
+}
+
+impl StageLimits {
+    /// The run's limits with this stage's own on top.
+    pub fn over(&self, run: &Limits) -> Limits {
+        Limits {
+            wall: self.wall,
+            cpu: self.cpu,
+            memory: self.memory,
+            pids: self.pids,
+            output: self.output,
+            ..run.clone()
+        }
+    }
 }

@@ -22,6 +22,8 @@ pub enum Status {
     SeccompViolation,
     SetupFailed,
     RejectedByPolicy,
+    /// The compile stage did not succeed; the run stage was not started (see `Verdict::compile`).
+    CompileFailed,
 }
 
 impl Status {
@@ -37,6 +39,7 @@ impl Status {
             Status::SeccompViolation => "seccomp_violation",
             Status::SetupFailed => "setup_failed",
             Status::RejectedByPolicy => "rejected_by_policy",
+            Status::CompileFailed => "compile_failed",
         }
     }
 }
@@ -203,6 +206,10 @@ pub struct Verdict {
     pub seccomp_violation: Option<SeccompViolation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The compile stage of a compiled-language profile, with the same fields as a run (its own
+    /// status, output, times, memory, limits). Absent for profiles without a compile stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile: Option<Box<Verdict>>,
 }
 
 impl Verdict {
@@ -224,6 +231,7 @@ impl Verdict {
             policy: None,
             seccomp_violation: None,
             message: Some(message),
+            compile: None,
         }
     }
 
@@ -240,6 +248,11 @@ impl Verdict {
             Status::OutputLimit => 128 + libc::SIGXFSZ,
             Status::SetupFailed => 125,
             Status::RejectedByPolicy => 126,
+            // The compiler's own code (gcc and javac exit 1), or 124/137/... when a limit ended it.
+            Status::CompileFailed => match &self.compile {
+                Some(c) if c.status != Status::CompileFailed => c.exit_code(),
+                _ => 1,
+            },
         }
     }
 }

@@ -123,6 +123,7 @@ fn kill_and_check(who: Who, mut child: Child, marker: &str, what: &str) {
 #[test]
 fn the_sandbox_dies_with_a_sigkilled_supervisor() {
     let mut n = 0;
+    let mut killed_with_groups = Vec::new();
     for who in identities() {
         // With cgroup limits (root on this host) and without.
         let limit_sets: Vec<Vec<&str>> = if who == Who::Me && is_root() {
@@ -151,10 +152,62 @@ fn the_sandbox_dies_with_a_sigkilled_supervisor() {
                     assert_eq!(line, "started\n", "{who:?}: the payload did not start");
                     format!("while the payload runs, limits {limits:?}")
                 };
+                let supervisor = child.id();
                 kill_and_check(who, child, &format!("sleep {marker}"), &what);
+                if !limits.is_empty() {
+                    killed_with_groups.push(supervisor);
+                }
             }
         }
     }
+    // The groups of the killed supervisors are reaped by the next start that uses cgroups.
+    if !killed_with_groups.is_empty() {
+        let out = stockade(Who::Me, &["run", "--memory", "64MiB", "--", "true"], None);
+        assert!(out.status.success());
+        let left = sandbox_groups()
+            .into_iter()
+            .filter(|g| {
+                killed_with_groups.iter().any(|pid| {
+                    g.file_name().is_some_and(|n| {
+                        n.to_string_lossy().starts_with(&format!("sandbox-{pid}-"))
+                    })
+                })
+            })
+            .collect::<Vec<_>>();
+        assert!(
+            left.is_empty(),
+            "groups of killed supervisors left: {left:?}"
+        );
+    }
+}
+
+/// Every `sandbox-*` cgroup directory under our own cgroups (all hierarchies).
+fn sandbox_groups() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in mine.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let mount = match ctrl {
+            "" => "/sys/fs/cgroup/unified".to_string(),
+            c if c.starts_with("name=") => continue,
+            c => format!("/sys/fs/cgroup/{}", c.split(',').next().unwrap_or(c)),
+        };
+        let mut stack = vec![PathBuf::from(mount).join(path.trim_start_matches('/'))];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    if entry.file_name().to_string_lossy().starts_with("sandbox-") {
+                        found.push(entry.path());
+                    }
+                    stack.push(entry.path());
+                }
+            }
+        }
+    }
+    found
 }
 
 /// A world-writable host directory for a writable bind, and a victim file and directory outside

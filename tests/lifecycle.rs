@@ -159,6 +159,7 @@ fn destroy_and_drop_leave_no_process_or_cgroup_behind() {
     policy.best_effort.cgroup = true;
     let create = CreateOptions {
         limits: manager.as_ref(),
+        ..CreateOptions::default()
     };
     for destroy in [true, false] {
         let mut sandbox = Sandbox::create(&policy.shape(), &create).unwrap();

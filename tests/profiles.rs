@@ -621,6 +621,28 @@ fn every_shipped_profile_runs_hello_world() {
     }
     for (name, _) in BUILTIN {
         let p = loader(&[]).load(name).unwrap();
+        // Compiled languages take their program as code (or a file name), not as arguments.
+        let compiled = match *name {
+            "c" => Some("#include <stdio.h>\nint main(void){ puts(\"hello\"); }"),
+            "cpp" => Some("#include <iostream>\nint main(){ std::cout << \"hello\\n\"; }"),
+            "java" => Some(
+                "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }",
+            ),
+            _ => None,
+        };
+        assert_eq!(compiled.is_some(), p.policy.compile.is_some(), "{name}");
+        if let Some(code) = compiled {
+            let run = ["run", "--profile", name, "--code", code];
+            let out = Command::new(bin).args(run).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.trim() == "hello",
+                "{run:?}: status {:?}\nstdout: {stdout}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
+        }
         let (args, code): (Vec<&str>, &str) = match p.policy.argv.first().map(String::as_str) {
             Some("python3") => (vec!["-c", "print('hello')"], "print('hello')"),
             Some("node") => (vec!["-e", "console.log('hello')"], "console.log('hello')"),
@@ -663,6 +685,14 @@ fn docs_document_every_field() {
             "description = \"x\"\n[[rootfs.mounts]]\nzzzzzzzzzzzz = 1\n",
         ),
         (
+            "compile",
+            "description = \"x\"\n[compile]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
+            "compile.limits",
+            "description = \"x\"\n[compile.limits]\nzzzzzzzzzzzz = 1\n",
+        ),
+        (
             "limits",
             "description = \"x\"\n[limits]\nzzzzzzzzzzzz = 1\n",
         ),
@@ -686,7 +716,7 @@ fn docs_document_every_field() {
         for field in fields.split(", ") {
             count += 1;
             let tables = [
-                "run", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
+                "run", "compile", "rootfs", "limits", "seccomp", "landlock", "env", "policy",
             ];
             let row = match section.is_empty() && tables.contains(&field) {
                 true => format!("### `[{field}]`"),
@@ -912,4 +942,46 @@ fn a_preset_alone_or_in_the_wrong_place_says_what_to_write() {
         text.contains("memory = \"256MiB\"") && text.contains("wall = \"5s\""),
         "{text}"
     );
+}
+
+/// `[compile]`: a stage needs a command, names stay plain, limits are checked like `[limits]`,
+/// and a child inherits (and may adjust) its parent's compile stage.
+#[test]
+fn compile_sections_are_checked_and_inherited() {
+    let e = invalid("description = \"x\"\n[compile.limits]\nwall = \"5s\"\n");
+    assert_eq!(e.field, "compile.command", "{e:?}");
+    assert!(e.message.contains("needs a `command`"), "{e:?}");
+    let e = invalid("description = \"x\"\n[compile]\ncommand = [\"cc\"]\nfile_name = \"../x.c\"\n");
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("compile.file_name", 4),
+        "{e:?}"
+    );
+    let e = invalid(
+        "description = \"x\"\n[compile]\ncommand = [\"cc\"]\n[compile.limits]\nmemory = \"lots\"\n",
+    );
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("compile.limits.memory", 5),
+        "{e:?}"
+    );
+    let e = invalid("description = \"x\"\n[compile]\ncommand = [\"cc\"]\nflags = 1\n");
+    assert!(e.message.contains("unknown field `flags`"), "{e:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let child = write(
+        dir.path(),
+        "fast-c.toml",
+        "description = \"x\"\nextends = \"c\"\n[compile.limits]\nwall = \"2s\"\n",
+    );
+    let p = loader(&[]).load(child.to_str().unwrap()).unwrap().policy;
+    let stage = p.compile.expect("inherited compile stage");
+    assert_eq!(stage.argv[0], "gcc");
+    assert_eq!(stage.limits.wall, Some(Duration::from_secs(2)));
+    assert_eq!(
+        stage.limits.memory,
+        Some(512 << 20),
+        "the rest is the parent's"
+    );
+    assert!(loader(&[]).load("python").unwrap().policy.compile.is_none());
 }

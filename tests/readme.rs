@@ -37,6 +37,8 @@ fn every_readme_run_example_works() {
             Some(124)
         } else if line.contains("rejected_by_policy") {
             Some(126)
+        } else if line.contains("compile_failed") {
+            Some(1)
         } else {
             Some(0)
         };

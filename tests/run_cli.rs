@@ -338,3 +338,22 @@ fn an_interrupt_reaches_the_payload_as_the_same_signal() {
     assert_eq!(rest, "interrupted\n");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn zero_cpu_time_means_no_limit_as_zero_wall_time_does() {
+    // A profile's CPU limit is lifted, not turned into "no CPU at all".
+    let v = verdict(
+        Who::Me,
+        &[
+            "--cpu-time",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done",
+        ],
+    );
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["limits"]["cpu"], serde_json::Value::Null);
+    assert_eq!(stdout_of(&v), "done\n");
+}

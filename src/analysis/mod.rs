@@ -16,6 +16,7 @@ mod config;
 mod facts;
 mod javascript;
 mod literal;
+mod modules;
 mod presets;
 mod python;
 mod rules;
@@ -344,8 +345,24 @@ pub const DEFAULT_PRESET: &str = "production";
 /// Analyse `code` as `language` under `preset`. Never fails: code that does not parse is a
 /// `parse-error` finding, and analysis of the parts that did parse goes on.
 pub fn analyze(code: &str, language: Language, preset: &Preset) -> Report {
+    analyze_with(code, language, preset, None)
+}
+
+/// [`analyze`], plus the `allowed_modules`/`blocked_functions` findings of `rules` when given
+/// (`local`: the user's own module names).
+fn analyze_with(
+    code: &str,
+    language: Language,
+    preset: &Preset,
+    rules: Option<(&AnalysisPolicy, &[String])>,
+) -> Report {
     let facts = facts::extract(language, code, 0);
-    let findings = preset.findings(&facts, code);
+    let mut findings = preset.findings(&facts, code);
+    if let Some((policy, local)) = rules {
+        findings.extend(modules::findings(&facts, code, policy, local));
+        // Stable: the preset's order stays within one position.
+        findings.sort_by_key(|f| (f.line, f.column));
+    }
     let max_severity = findings
         .iter()
         .map(|f| f.severity)
@@ -369,6 +386,17 @@ pub fn evaluate(
     code: &str,
     language: Language,
 ) -> Result<PolicyReport, AnalysisError> {
+    evaluate_with_files(policy, code, language, &[])
+}
+
+/// [`evaluate`] knowing the work files (as [`code_of`] takes them): the Python modules among them
+/// are the user's own, which `allowed_modules` does not restrict.
+pub fn evaluate_with_files(
+    policy: &AnalysisPolicy,
+    code: &str,
+    language: Language,
+    files: &[(PathBuf, Vec<u8>)],
+) -> Result<PolicyReport, AnalysisError> {
     let language = match &policy.language {
         Some(name) => Language::from_name(name)
             .ok_or_else(|| AnalysisError::UnknownLanguage { name: name.clone() })?,
@@ -378,7 +406,8 @@ pub fn evaluate(
     if let Some(threshold) = policy.threshold {
         preset = preset.with_threshold(threshold);
     }
-    let report = analyze(code, language, &preset);
+    let local = crate::guard::local_modules(files.iter().map(|(p, _)| p.as_path()));
+    let report = analyze_with(code, language, &preset, Some((policy, &local)));
     Ok(PolicyReport {
         preset: report.preset,
         mode: mode_name(policy.mode).to_string(),
@@ -397,7 +426,8 @@ pub fn evaluate(
     })
 }
 
-fn mode_name(mode: AnalysisMode) -> &'static str {
+/// The lower-case name of an analysis mode, as in profiles and verdicts.
+pub fn mode_name(mode: AnalysisMode) -> &'static str {
     match mode {
         AnalysisMode::Off => "off",
         AnalysisMode::Warn => "warn",

@@ -64,7 +64,7 @@ pub struct RunArgs {
     /// Wall-clock limit, e.g. 2s or 500ms (default 10s; 0 for none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wall_time: Option<std::time::Duration>,
-    /// CPU-time limit of the whole sandbox, e.g. 1s.
+    /// CPU-time limit of the whole sandbox, e.g. 1s (0 for none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub cpu_time: Option<std::time::Duration>,
     /// Memory limit, e.g. 512m or 1.5GiB (k/m/g and KiB/MiB/GiB binary, KB/MB/GB decimal; cgroup;
@@ -209,9 +209,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         forward_signals: true,
         files: files.into_iter().map(|f| (f.target, f.contents)).collect(),
         cancel: None,
+        ids: None,
     };
-    let mut verdict = sandbox::run(&policy, &opts);
+    let mut verdict = sandbox::stages::run(&policy, opts);
     verdict.policy = report_policy;
+    crate::guard::add_findings(&policy.analysis, &mut verdict);
     report_verdict(&args, &verdict)?;
     Ok(ExitCode::from(
         u8::try_from(verdict.exit_code()).unwrap_or(125),
@@ -306,8 +308,8 @@ fn preflight(policy: &Policy, files: &[WorkFile], stdin: &Stdin) -> anyhow::Resu
     };
     let language = crate::analysis::Language::from_argv(&policy.argv)
         .unwrap_or(crate::analysis::Language::Shell);
-    let report =
-        crate::analysis::evaluate(&policy.analysis, &code, language).context("policy analysis")?;
+    let report = crate::analysis::evaluate_with_files(&policy.analysis, &code, language, &known)
+        .context("policy analysis")?;
     Ok(if mode == AnalysisMode::Enforce && !report.safe {
         Preflight::Refuse(report)
     } else {
@@ -373,7 +375,10 @@ pub fn apply_args(policy: &mut Policy, args: &RunArgs) -> anyhow::Result<()> {
     if let Some(w) = args.wall_time {
         l.wall = (!w.is_zero()).then_some(w);
     }
-    l.cpu = args.cpu_time.or(l.cpu);
+    if let Some(c) = args.cpu_time {
+        // As with --wall-time, 0 lifts the profile's limit (it used to end every run at once).
+        l.cpu = (!c.is_zero()).then_some(c);
+    }
     l.memory = args.memory.or(l.memory);
     l.pids = args.pids.or(l.pids);
     if let Some(c) = args.cpus {

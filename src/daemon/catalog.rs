@@ -154,7 +154,15 @@ const UNKNOWN: Version = Version {
 
 async fn ask_version(launcher: &Launcher, p: &Profile) -> Option<Version> {
     let mut policy = p.policy.clone();
-    policy.argv = vec![policy.argv[0].clone(), "--version".into()];
+    // A compiled language's version is its compiler's, asked under the compile stage's limits.
+    let program = match policy.compile.take() {
+        Some(stage) => {
+            policy.limits = stage.limits.over(&policy.limits);
+            stage.argv.first().cloned().unwrap_or_default()
+        }
+        None => policy.argv[0].clone(),
+    };
+    policy.argv = vec![program, "--version".into()];
     policy.limits.wall = Some(Duration::from_secs(5));
     let job = Job {
         policy,

@@ -13,7 +13,7 @@ use super::error::{ApiError, Code};
 use super::launcher::{Event, Job, Run};
 use super::security::layer::RunHooks;
 use crate::analysis::Language;
-use crate::policy::{AnalysisMode, Policy};
+use crate::policy::{AnalysisMode, AnalysisPolicy, Policy};
 use crate::profile::{CodeInput, Profile, ProfileError};
 use crate::verdict::{PolicyReport, Status, Verdict};
 
@@ -52,6 +52,9 @@ pub struct Ask {
     pub stdin: Option<Vec<u8>>,
     pub env: Vec<(String, String)>,
     pub limits: LimitAsk,
+    /// Limits of the compile stage (wall, cpu, memory, pids, output); each must stay within the
+    /// profile's compile stage, and a profile without one takes none.
+    pub compile: LimitAsk,
     /// Pre-flight analysis mode; `None` keeps the profile's.
     pub check: Option<AnalysisMode>,
 }
@@ -79,6 +82,7 @@ pub enum Plan {
 pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
     let mut policy = profile.policy.clone();
     apply_limits(&mut policy, &ask.limits)?;
+    apply_compile_limits(&mut policy, &ask.compile)?;
     apply_env(&mut policy, &ask.env)?;
     if let Some(mode) = ask.check {
         if rank(mode) < rank(policy.analysis.mode) {
@@ -139,12 +143,13 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
             };
             let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
             let report =
-                crate::analysis::evaluate(&policy.analysis, &code, language).map_err(|e| {
-                    ApiError::internal(
-                        "-",
-                        &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
-                    )
-                })?;
+                crate::analysis::evaluate_with_files(&policy.analysis, &code, language, &files)
+                    .map_err(|e| {
+                        ApiError::internal(
+                            "-",
+                            &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
+                        )
+                    })?;
             if mode == AnalysisMode::Enforce && !report.safe {
                 let mut v = Verdict::not_started(
                     Status::RejectedByPolicy,
@@ -198,6 +203,38 @@ fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The compile stage's limits a request asks for, within the profile's compile stage.
+fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
+    let asked = ask.wall.is_some()
+        || ask.cpu.is_some()
+        || ask.memory.is_some()
+        || ask.pids.is_some()
+        || ask.output.is_some();
+    let Some(stage) = policy.compile.as_mut() else {
+        if asked {
+            let msg = format!(
+                "profile `{}` has no compile stage, so it takes no compile limits",
+                policy.profile
+            );
+            return Err(ApiError::new(Code::InvalidRequest, msg));
+        }
+        return Ok(());
+    };
+    let l = &mut stage.limits;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    check_max("compile_limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
+    check_max("compile_limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
+    check_max("compile_limits.memory_bytes", ask.memory, l.memory)?;
+    check_max("compile_limits.pids", ask.pids, l.pids)?;
+    check_max("compile_limits.output_bytes", ask.output, Some(l.output))?;
+    l.wall = ask.wall.or(l.wall);
+    l.cpu = ask.cpu.or(l.cpu);
+    l.memory = ask.memory.or(l.memory);
+    l.pids = ask.pids.or(l.pids);
+    l.output = ask.output.unwrap_or(l.output);
+    Ok(())
+}
+
 fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), ApiError> {
     match (asked, max) {
         (Some(0), _) => Err(ApiError::new(
@@ -234,6 +271,8 @@ pub struct Running {
     started: Instant,
     request_id: String,
     report: Option<PolicyReport>,
+    /// The profile's module and function lists, for the run-time guards' findings.
+    analysis: AnalysisPolicy,
     /// Both output caps together: the most `collect` keeps of the interleaved output.
     output_cap: usize,
     finished: bool,
@@ -264,6 +303,7 @@ pub async fn start(
     }
     let output_cap =
         usize::try_from(prepared.job.policy.limits.output.saturating_mul(2)).unwrap_or(usize::MAX);
+    let analysis = prepared.job.policy.analysis.clone();
     let run = app.launcher.spawn(prepared.job).await.map_err(|e| {
         tracing::error!(request_id, "launcher: {e}");
         app.metrics.refused("unavailable");
@@ -277,6 +317,7 @@ pub async fn start(
         started: Instant::now(),
         request_id: request_id.to_string(),
         report: prepared.report,
+        analysis,
         output_cap,
         finished: false,
         killed: false,
@@ -345,6 +386,7 @@ impl Running {
                 if v.policy.is_none() {
                     v.policy = self.report.take();
                 }
+                crate::guard::add_findings(&self.analysis, &mut v);
                 if let Some(h) = self.hooks.take() {
                     h.finished(&v);
                 }

@@ -317,8 +317,9 @@ fn worker(sock: UnixStream, manager: Option<&LimitManager>) -> i32 {
         forward_signals: false,
         files: job.files,
         cancel: Some(sock.as_fd()),
+        ids: None,
     };
-    let verdict = sandbox::run(&job.policy, &opts);
+    let verdict = sandbox::stages::run(&job.policy, opts);
     match serde_json::to_vec(&verdict) {
         Ok(json) if write_frame(&sock, b'v', &json).is_ok() => 0,
         _ => 1,

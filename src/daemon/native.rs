@@ -50,6 +50,9 @@ pub struct ExecuteRequest {
     /// Lower limits than the profile's.
     #[serde(default)]
     pub limits: LimitsIn,
+    /// Lower limits than the profile's compile stage (compiled languages only).
+    #[serde(default)]
+    pub compile_limits: CompileLimitsIn,
     /// Pre-flight analysis mode: `off`, `warn` or `enforce` (never below the profile's).
     pub check: Option<CheckMode>,
     /// Longest wait for a sandbox slot, in ms (never above the service's queue timeout).
@@ -83,6 +86,30 @@ pub struct LimitsIn {
     pub pids: Option<u64>,
     pub cpus: Option<f64>,
     pub output_bytes: Option<u64>,
+}
+
+/// `compile_limits`: the compile stage's own limits (no `cpus`: a compiler gets the run's share).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileLimitsIn {
+    pub wall_ms: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub output_bytes: Option<u64>,
+}
+
+impl CompileLimitsIn {
+    fn ask(&self) -> LimitAsk {
+        LimitAsk {
+            wall: self.wall_ms.map(Duration::from_millis),
+            cpu: self.cpu_ms.map(Duration::from_millis),
+            memory: self.memory_bytes,
+            pids: self.pids,
+            cpus: None,
+            output: self.output_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -220,6 +247,7 @@ fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
         (None, None) => CodeInput::Args(req.args),
     };
     let l = req.limits;
+    let compile = req.compile_limits.ask();
     Ok(Ask {
         input,
         stdin: req.stdin.map(String::into_bytes),
@@ -232,6 +260,7 @@ fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
             cpus: l.cpus,
             output: l.output_bytes,
         },
+        compile,
         check: req.check.map(AnalysisMode::from),
     })
 }

@@ -21,7 +21,7 @@ use crate::policy::{
     AnalysisMode, BestEffort, BindMount, CodeVia, NetworkMode, OutputMode, Policy, RootFs,
     SeccompDefault,
 };
-use crate::{analysis, rootfs, seccomp};
+use crate::{analysis, guard, rootfs, seccomp};
 
 /// What one file says about itself (never inherited).
 pub struct Meta {
@@ -56,6 +56,7 @@ pub fn apply(file: ProfileFile, cx: &Context<'_>, policy: &mut Policy) -> Res<Me
             .map_err(|_| unknown_value(cx, layer, "best_effort", BestEffort::LAYERS))?;
     }
     apply_run(&file.run, cx, policy)?;
+    super::compile::apply_compile(&file.compile, cx, policy)?;
     apply_rootfs(file.rootfs, cx, policy)?;
     apply_limits(&file.limits, cx, policy)?;
     apply_seccomp(&file.seccomp, cx, policy)?;
@@ -370,7 +371,41 @@ fn apply_policy(p: &PolicySection, cx: &Context<'_>, policy: &mut Policy) -> Res
         )?;
         policy.analysis.threshold = analysis::Severity::from_name(name);
     }
+    if let Some(modules) = &p.allowed_modules {
+        let mut names = Vec::new();
+        for module in modules {
+            check_module_name(cx, module)?;
+            names.push(module.get_ref().clone());
+        }
+        policy.analysis.allowed_modules = Some(names);
+    }
+    for name in &p.blocked_functions {
+        let name = choice(cx, name, "policy.blocked_functions", guard::BLOCKABLE)?;
+        if !policy.analysis.blocked_functions.iter().any(|b| b == name) {
+            policy.analysis.blocked_functions.push(name.to_string());
+        }
+    }
     Ok(())
+}
+
+/// A module name as an import names it: Python's dotted names, node's packages (`lodash`,
+/// `@scope/pkg`, `node:fs`). Nothing that could read as a path or break out of a string.
+fn check_module_name(cx: &Context<'_>, module: &Spanned<String>) -> Res<()> {
+    let name = module.get_ref();
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(['.', '/'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '/' | ':'));
+    if ok {
+        return Ok(());
+    }
+    let field = "policy.allowed_modules";
+    let msg = format!("`{field}`: `{name}` is not a module name");
+    let hint =
+        "give top-level modules as imports name them: `json`, `os.path`, `lodash`".to_string();
+    Err(cx.src.error(module.span(), field, msg, Some(hint)))
 }
 
 fn check_env(cx: &Context<'_>, key: &Spanned<String>, value: &Spanned<String>) -> Res<()> {

@@ -38,30 +38,47 @@ pub struct Invocation {
     pub files: Vec<WorkFile>,
     /// Bytes for the payload's standard input (`code = "stdin"`).
     pub stdin: Option<Vec<u8>>,
+    /// The compiler's command line, for a profile with a compile stage (becomes
+    /// `Policy::compile`'s `argv`).
+    pub compile_argv: Option<Vec<String>>,
+    /// Environment variables to set (the run-time guards of `crate::guard`).
+    pub env: Vec<(String, String)>,
 }
 
-/// A file to create in the work dir before the payload starts.
+/// A file to create in the sandbox before the payload starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkFile {
-    /// Absolute path under `/sandbox`.
+    /// Absolute path under `/sandbox`, or under `/.stockade` for the run-time guards.
     pub target: PathBuf,
     pub contents: Vec<u8>,
 }
 
 impl Invocation {
-    /// Put the argv into `policy` and hand back what stays outside it (files and stdin).
+    /// Put the argv and environment into `policy` and hand back what stays outside it (files and
+    /// stdin).
     pub fn apply(self, policy: &mut Policy) -> (Vec<WorkFile>, Option<Vec<u8>>) {
         policy.argv = self.argv;
+        if let (Some(stage), Some(argv)) = (policy.compile.as_mut(), self.compile_argv) {
+            stage.argv = argv;
+        }
+        for (key, value) in &self.env {
+            policy.set_env(key, value);
+        }
         (self.files, self.stdin)
     }
 }
 
 /// The invocation of `input` under `policy` (see docs/profiles.md, "How code arrives").
 pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, ProfileError> {
+    if let Some(stage) = &policy.compile {
+        return super::compile::invocation(policy, stage, input);
+    }
     let mut inv = Invocation {
         argv: policy.argv.clone(),
         files: Vec::new(),
         stdin: None,
+        compile_argv: None,
+        env: Vec::new(),
     };
     let code = &policy.code;
     let args = match input {
@@ -115,11 +132,16 @@ pub fn invocation(policy: &Policy, input: CodeInput) -> Result<Invocation, Profi
     if inv.argv.is_empty() {
         return Err(ProfileError::NoCommand(policy.profile.clone()));
     }
+    if let Some(setup) = crate::guard::setup(policy) {
+        crate::guard::check_argv(&inv.argv).map_err(ProfileError::BadInput)?;
+        inv.files.extend(setup.files);
+        inv.env = setup.env;
+    }
     Ok(inv)
 }
 
 /// `/sandbox/<name>` for a relative name that stays inside `/sandbox`.
-fn sandbox_path(name: &str) -> Result<PathBuf, ProfileError> {
+pub(super) fn sandbox_path(name: &str) -> Result<PathBuf, ProfileError> {
     let path = Path::new(name);
     let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
     if name.is_empty() || !plain || name.contains('\0') {

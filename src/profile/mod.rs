@@ -14,6 +14,7 @@ use crate::policy::Policy;
 use crate::rootfs;
 
 mod apply;
+mod compile;
 mod compose;
 mod error;
 mod invocation;
@@ -35,6 +36,8 @@ pub const MAX_DEPTH: usize = 16;
 /// The profiles shipped in `profiles/`, embedded so an installed binary has them.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("bash", include_str!("../../profiles/bash.toml")),
+    ("c", include_str!("../../profiles/c.toml")),
+    ("cpp", include_str!("../../profiles/cpp.toml")),
     (
         "data_science",
         include_str!("../../profiles/data_science.toml"),
@@ -47,11 +50,16 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "educational",
         include_str!("../../profiles/educational.toml"),
     ),
+    ("java", include_str!("../../profiles/java.toml")),
     ("minimal", include_str!("../../profiles/minimal.toml")),
     ("node", include_str!("../../profiles/node.toml")),
     ("perl", include_str!("../../profiles/perl.toml")),
     ("production", include_str!("../../profiles/production.toml")),
     ("python", include_str!("../../profiles/python.toml")),
+    (
+        "python_restricted",
+        include_str!("../../profiles/python_restricted.toml"),
+    ),
     ("sh", include_str!("../../profiles/sh.toml")),
     ("strict", include_str!("../../profiles/strict.toml")),
 ];
@@ -189,6 +197,13 @@ impl Loader {
         };
         let mut chain = Vec::new();
         let (policy, meta) = self.load_found(found, &mut chain)?;
+        // The run-time guard needs the interpreter's start-up hook: a command that turns it off
+        // (`python3 -I`) is a profile mistake, reported at load rather than on every run.
+        if crate::guard::active(&policy.analysis) {
+            crate::guard::check_argv(&policy.argv).map_err(|e| {
+                ProfileError::BadInput(format!("profile `{}`: [run] command: {e}", policy.profile))
+            })?;
+        }
         Ok(Profile {
             name: policy.profile.clone(),
             description: meta.description,

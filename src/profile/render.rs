@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use toml::{Table, Value};
 
-use crate::policy::{Policy, RootFs};
+use crate::policy::{CompileStage, Policy, RootFs};
 use crate::units::{format_duration, format_size};
 
 /// Render `policy` as a profile (TOML) in the order of docs/profiles.md. `copy_in` has no
@@ -40,6 +40,11 @@ pub fn render_policy(policy: &Policy) -> String {
     let mut rootfs = rootfs(policy);
     let mounts = rootfs.remove("mounts");
     emit(&mut out, Some("run"), &run(policy));
+    if let Some(stage) = &policy.compile {
+        let (compile, limits) = compile(stage);
+        emit(&mut out, Some("compile"), &compile);
+        emit(&mut out, Some("compile.limits"), &limits);
+    }
     emit(&mut out, Some("rootfs"), &rootfs);
     for mount in mounts.iter().filter_map(Value::as_array).flatten() {
         if let Some(t) = mount.as_table() {
@@ -72,6 +77,13 @@ pub fn render_policy(policy: &Policy) -> String {
     analysis.insert("mode".into(), word(&policy.analysis.mode).into());
     if let Some(threshold) = policy.analysis.threshold {
         analysis.insert("threshold".into(), threshold.as_str().into());
+    }
+    if let Some(modules) = &policy.analysis.allowed_modules {
+        analysis.insert("allowed_modules".into(), modules.clone().into());
+    }
+    if !policy.analysis.blocked_functions.is_empty() {
+        let blocked = policy.analysis.blocked_functions.clone();
+        analysis.insert("blocked_functions".into(), blocked.into());
     }
     if let Some(lang) = &policy.analysis.language {
         analysis.insert("language".into(), lang.as_str().into());
@@ -136,6 +148,9 @@ const FIELD_ORDER: &[&str] = &[
     "preset",
     "mode",
     "language",
+    "threshold",
+    "allowed_modules",
+    "blocked_functions",
 ];
 
 /// A bare key when TOML allows one, else a quoted one.
@@ -164,6 +179,27 @@ fn run(policy: &Policy) -> Table {
     run.insert("cwd".into(), policy.cwd.display().to_string().into());
     run.insert("hostname".into(), policy.hostname.as_str().into());
     run
+}
+
+fn compile(stage: &CompileStage) -> (Table, Table) {
+    let mut c = Table::new();
+    c.insert("command".into(), strings(&stage.argv));
+    c.insert("file_name".into(), stage.file_name.as_str().into());
+    c.insert("output".into(), stage.output.as_str().into());
+    let l = &stage.limits;
+    let unlimited = || Value::from("unlimited");
+    let dur = |d: Option<Duration>| d.map_or_else(unlimited, |d| format_duration(d).into());
+    let count = |n: u64| i64::try_from(n).map_or_else(|_| unlimited(), Value::from);
+    let mut t = Table::new();
+    t.insert("wall".into(), dur(l.wall));
+    t.insert("cpu".into(), dur(l.cpu));
+    t.insert(
+        "memory".into(),
+        l.memory.map_or_else(unlimited, |m| format_size(m).into()),
+    );
+    t.insert("pids".into(), l.pids.map_or_else(unlimited, count));
+    t.insert("output".into(), format_size(l.output).into());
+    (c, t)
 }
 
 fn rootfs(policy: &Policy) -> Table {

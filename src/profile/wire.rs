@@ -28,6 +28,8 @@ pub struct ProfileFile {
     pub best_effort: Vec<Spanned<String>>,
     /// What runs and how code reaches it.
     pub run: RunSection,
+    /// A compile stage before the run (compiled languages). Default: none.
+    pub compile: CompileSection,
     /// What `/` is, plus extra bind mounts.
     pub rootfs: RootfsSection,
     /// Resource limits as human strings.
@@ -152,4 +154,47 @@ pub struct PolicySection {
     /// Severity at or above which code is unsafe: `low`, `medium` or `high`. Default: the
     /// preset's own threshold.
     pub threshold: Option<Spanned<String>>,
+    /// Top-level modules the code may import: Python `import`, node `require`. Enforced by the
+    /// analysis (a `blocked_import` finding) and at run time by a start-up hook (`ImportError:
+    /// Blocked import: os`). Default: any module. Replaces the parent's list.
+    pub allowed_modules: Option<Vec<Spanned<String>>>,
+    /// Builtins the code may not call: `eval`, `exec`, `compile`, `__import__`, `open` (Python),
+    /// `eval`, `Function` (node). Enforced the same two ways. Default: none. Appends to the
+    /// parent's.
+    pub blocked_functions: Vec<Spanned<String>>,
+}
+
+/// `[compile]`: a compile stage that runs in its own sandbox before `[run]`, sharing the work dir
+/// `/sandbox` with it. Placeholders in `command` (and in `[run] command`/`args` of a profile with a
+/// compile stage): `{source}` the program file's path, `{stem}` its name without extension,
+/// `{output}` the compiler's output path, `{dir}` the work dir.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompileSection {
+    /// The compiler and its options, e.g. `["gcc", "-O2", "-o", "{output}", "{source}"]`. Setting
+    /// it gives the profile a compile stage. Default: none. Replaces the parent's.
+    pub command: Option<Vec<Spanned<String>>>,
+    /// The program file under `/sandbox` when code is given as text, e.g. `main.c`. Default:
+    /// `main`.
+    pub file_name: Option<Spanned<String>>,
+    /// The compiler's output under `/sandbox` (`{output}`). Default: `main.out`.
+    pub output: Option<Spanned<String>>,
+    /// The compile stage's own limits.
+    pub limits: CompileLimitsSection,
+}
+
+/// `[compile.limits]`: like `[limits]`, for the compiler. Other limits are the run's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompileLimitsSection {
+    /// Wall-clock time, or `"unlimited"`. Default: `10s`.
+    pub wall: Option<Spanned<toml::Value>>,
+    /// CPU time, or `"unlimited"` (default).
+    pub cpu: Option<Spanned<toml::Value>>,
+    /// Memory, or `"unlimited"` (default).
+    pub memory: Option<Spanned<toml::Value>>,
+    /// Number of tasks, or `"unlimited"` (default).
+    pub pids: Option<Spanned<toml::Value>>,
+    /// Bytes captured per output stream. Default: `1MiB`.
+    pub output: Option<Spanned<toml::Value>>,
 }

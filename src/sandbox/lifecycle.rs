@@ -28,6 +28,9 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct CreateOptions<'a> {
     /// The limit manager (cgroups); `None` runs with rlimits only.
     pub limits: Option<&'a LimitManager>,
+    /// Outer ids the caller already holds a lease for (a compile stage and its run stage share
+    /// them); `None` leases them for this sandbox ([`ns::IdMap::for_caller`]).
+    pub ids: Option<ns::IdMap>,
 }
 
 /// How one exec is wired to its caller.
@@ -156,7 +159,10 @@ impl Sandbox {
             fds: [&fds.go.1, &fds.null, &fds.proto.1].map(AsRawFd::as_raw_fd),
         };
         // Held until the sandbox is gone (the child closes its inherited copy in its first step).
-        let lease = ns::IdMap::for_caller().map_err(PrepareError::from)?;
+        let lease = match opts.ids {
+            Some(ids) => ns::lease::Lease::fixed(ids),
+            None => ns::IdMap::for_caller().map_err(PrepareError::from)?,
+        };
         let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
         let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
             Ok(sys::Cloned::Child) => child::init(&spec),

@@ -11,8 +11,10 @@ mod feeder;
 mod lifecycle;
 mod outcome;
 pub mod protocol;
+pub mod stages;
 mod supervise;
 mod watchdog;
+mod workdir;
 
 use std::io::{Seek, Write};
 use std::path::PathBuf;
@@ -45,6 +47,9 @@ pub struct RunOptions<'a> {
     /// When this fd becomes readable or hangs up, the run is killed (the service's client went
     /// away). The verdict then says `signaled` with a "cancelled" message.
     pub cancel: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Outer ids the caller already holds a lease for (a compile stage and its run stage share
+    /// them); `None` leases them for this run ([`ns::IdMap::for_caller`]).
+    pub ids: Option<ns::IdMap>,
 }
 
 impl Default for RunOptions<'_> {
@@ -57,6 +62,7 @@ impl Default for RunOptions<'_> {
             forward_signals: false,
             files: Vec::new(),
             cancel: None,
+            ids: None,
         }
     }
 }
@@ -102,6 +108,7 @@ pub fn run(policy: &Policy, opts: &RunOptions) -> Verdict {
     let started = Instant::now();
     let create = CreateOptions {
         limits: opts.limits,
+        ids: opts.ids,
     };
     let mut sandbox = match Sandbox::create(&policy.shape(), &create) {
         Ok(sandbox) => sandbox,

@@ -74,12 +74,16 @@ impl Outcome {
             .is_some_and(|n| n > 0);
         let exit = self.exit;
         let signal = exit.and_then(|e| e.signal).or(self.init_signal);
+        // RLIMIT_CPU is the CPU limit's per-process backstop: its SIGXCPU is that limit, even when
+        // the tick-sampled count it fires on is ahead of the precise rusage (a loaded host). Its
+        // hard SIGKILL is told from other kills by the CPU the payload used.
         let cpu_limited = limits.cpu.is_some()
-            && matches!(signal, Some(libc::SIGXCPU | libc::SIGKILL))
-            && exit.is_some_and(|e| {
-                Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50)
-                    >= limits.cpu.unwrap_or_default()
-            });
+            && (signal == Some(libc::SIGXCPU)
+                || signal == Some(libc::SIGKILL)
+                    && exit.is_some_and(|e| {
+                        Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50)
+                            >= limits.cpu.unwrap_or_default()
+                    }));
         let mut message = None;
         let status = if let Some(e) = &self.setup_error {
             message = Some(format!(
@@ -163,6 +167,7 @@ impl Outcome {
             policy: None,
             seccomp_violation,
             message,
+            compile: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod config;
 mod fuzz;
 mod javascript;
+mod modules;
 mod presets;
 mod python;
 mod shell;

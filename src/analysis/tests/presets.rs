@@ -161,6 +161,7 @@ fn evaluate_uses_the_profile_policy() {
         preset: "educational".into(),
         language: None,
         threshold: None,
+        ..AnalysisPolicy::default()
     };
     let report = evaluate(&policy, "eval('1')", Python).unwrap();
     assert!(report.safe);

@@ -8,6 +8,7 @@
 //! Deliberate leniency (clients in the wild rely on it): any Content-Type with a JSON body,
 //! `*_memory_limit: -1` meaning "the default", unknown encodings read as utf8.
 
+mod compile;
 mod request;
 
 use std::sync::Arc;
@@ -86,9 +87,12 @@ async fn execute_inner(
             memory: asked[1].map(|b| b.round() as u64),
             ..LimitAsk::default()
         },
+        compile: LimitAsk::default(),
         check: None,
     };
     security::authorize(ctx, &mut profile, &ask)?;
+    // Clamped to the compile stage as the caller's grant left it.
+    ask.compile = compile::compile_limits(&profile, &asked);
     // The output cap comes from the configuration, not the client: set after authorization.
     let profile_output = profile.policy.limits.output;
     ask.limits.output = app
@@ -109,8 +113,14 @@ async fn execute_inner(
         let msg = done.verdict.message.unwrap_or_default();
         return Err(ApiError::new(Code::Internal, msg));
     }
+    let compiled = compile::compile_stage(&done.verdict);
+    let run = match &compiled {
+        Some(c) if compile::compile_failed(&done.verdict) => c.clone(),
+        _ => stage(&done),
+    };
     let mut response = Json(ExecuteResponse {
-        run: stage(&done),
+        compile: compiled,
+        run,
         language: language_of(&rt.profile.name).to_string(),
         version: rt.version.to_string(),
         request_id: id.to_string(),
@@ -122,6 +132,9 @@ async fn execute_inner(
 
 #[derive(Debug, Serialize)]
 struct ExecuteResponse {
+    /// Only for a runtime with a compile stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compile: Option<StageOut>,
     run: StageOut,
     language: String,
     version: String,
@@ -130,7 +143,7 @@ struct ExecuteResponse {
 }
 
 /// A stage in Piston's key order, then stockade's additions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct StageOut {
     signal: Option<String>,
     stdout: String,
@@ -201,11 +214,19 @@ fn isolate_view(v: &Verdict) -> (Option<&'static str>, Option<String>, Option<St
         }
         Status::OutputLimit => (Some("EL"), Some("stderr length exceeded".into()), kill),
         Status::SetupFailed | Status::RejectedByPolicy => (Some("XX"), v.message.clone(), None),
+        // Only the top level says this; the compile stage's own verdict has the real cause.
+        Status::CompileFailed => (Some("RE"), v.message.clone(), None),
     }
 }
 
 fn stage(done: &Collected) -> StageOut {
-    let v = &done.verdict;
+    stage_of(
+        &done.verdict,
+        String::from_utf8_lossy(&done.output).into_owned(),
+    )
+}
+
+fn stage_of(v: &Verdict, output: String) -> StageOut {
     let (status, message, signal) = isolate_view(v);
     StageOut {
         signal,
@@ -216,7 +237,7 @@ fn stage(done: &Collected) -> StageOut {
         } else {
             None
         },
-        output: String::from_utf8_lossy(&done.output).into_owned(),
+        output,
         memory: v.memory_peak_bytes.map(|b| b / 1024 * 1000),
         message,
         status,

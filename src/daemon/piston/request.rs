@@ -53,7 +53,7 @@ pub(super) struct Runtime {
 /// Piston's language names where they differ from stockade's profile names: Piston's node
 /// package provides the language `javascript` (and reports `runtime: "node"`), and clients look
 /// runtimes up by that name (piston-client filters `/runtimes` on `language`).
-const PISTON_NAMES: &[(&str, &str)] = &[("node", "javascript")];
+const PISTON_NAMES: &[(&str, &str)] = &[("node", "javascript"), ("cpp", "c++")];
 
 /// The Piston language name of a profile.
 pub(super) fn language_of(profile: &str) -> &str {
@@ -94,9 +94,9 @@ const CONSTRAINTS: [(&str, &str); 6] = [
 ];
 
 /// Piston's "configured limit" of a constraint (`None`: not checked, as Piston does for a
-/// configured limit ≤ 0). Run limits are the profile's maxima. Profiles have no compile stage, so
-/// the compile limits bound nothing and are not checked: clients send 10000 (piston-client,
-/// pyston) or 30000 (piston_rs) there, which a stock Piston would refuse above its own default.
+/// configured limit ≤ 0). Run limits are the profile's maxima. Compile limits are not checked
+/// here: clients send 10000 (piston-client, pyston) or 30000 (piston_rs) whatever the runtime, so
+/// `super::compile` lowers them to the profile's compile stage instead of refusing them.
 fn configured(p: &Profile, name: &str, kind: &str) -> Option<u64> {
     if name.starts_with("compile_") {
         return None;

@@ -135,6 +135,15 @@ impl Grant {
         l.memory = cap_n(l.memory, self.max_memory);
         l.pids = cap_n(l.pids, self.max_pids);
         l.output = self.max_output.map_or(l.output, |m| l.output.min(m));
+        // A compile stage is a sandbox of the same principal: the grant's maxima bound it too.
+        if let Some(stage) = policy.compile.as_mut() {
+            let c = &mut stage.limits;
+            c.wall = cap_d(c.wall, self.max_wall);
+            c.cpu = cap_d(c.cpu, self.max_cpu);
+            c.memory = cap_n(c.memory, self.max_memory);
+            c.pids = cap_n(c.pids, self.max_pids);
+            c.output = self.max_output.map_or(c.output, |m| c.output.min(m));
+        }
         Ok(())
     }
 }
@@ -249,6 +258,19 @@ mod tests {
         };
         g.apply("ci", &asked, &mut p).unwrap();
         assert_eq!(p.limits.wall, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_compile_stage_is_capped_at_the_grant_too() {
+        let mut p = Policy {
+            compile: Some(crate::policy::CompileStage::default()), // wall 10 s, memory unlimited
+            ..Policy::default()
+        };
+        tight().apply("ci", &Asked::default(), &mut p).unwrap();
+        let c = p.compile.unwrap().limits;
+        assert_eq!(c.wall, Some(Duration::from_secs(5)));
+        assert_eq!(c.memory, Some(256 << 20));
+        assert_eq!((c.pids, c.output), (Some(32), 64 << 10));
     }
 
     #[test]
