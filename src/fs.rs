@@ -259,6 +259,13 @@ pub fn plan(shape: &Shape, host: &HostLayout) -> Vec<MountOp> {
             writable: m.writable,
         });
     }
+    for f in &shape.files {
+        ops.push(MountOp::WriteFile {
+            path: f.path.clone(),
+            contents: f.contents.clone(),
+            mode: f.mode & 0o777,
+        });
+    }
     ops
 }
 
@@ -856,5 +863,21 @@ mod tests {
             |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/data")),
         );
         assert!(work < bind);
+    }
+
+    #[test]
+    fn files_of_the_shape_are_written_last_without_set_id_bits() {
+        let mut shape = Policy::default().shape();
+        shape.files.push(crate::policy::File {
+            path: "/.stockade/python/sitecustomize.py".into(),
+            contents: b"x".to_vec(),
+            mode: 0o4755,
+        });
+        let ops = plan(&shape, &layout());
+        assert!(matches!(
+            ops.last(),
+            Some(MountOp::WriteFile { path, mode: 0o755, .. })
+                if path == Path::new("/.stockade/python/sitecustomize.py")
+        ));
     }
 }

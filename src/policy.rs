@@ -78,6 +78,7 @@ impl Policy {
             seccomp: self.seccomp.clone(),
             landlock: self.landlock.clone(),
             best_effort: self.best_effort,
+            files: Vec::new(),
         }
     }
 
@@ -110,6 +111,10 @@ pub struct Shape {
     pub seccomp: SeccompPolicy,
     pub landlock: LandlockPolicy,
     pub best_effort: BestEffort,
+    /// Files written into the new root during set-up, before it becomes read-only (the guard's
+    /// files under `/.stockade`): no program can change them. Files of one program belong in
+    /// `Execution::files`.
+    pub files: Vec<File>,
 }
 
 /// One program run in a sandbox: what to start, with which files, under which time and output

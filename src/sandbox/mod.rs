@@ -28,7 +28,7 @@ use self::protocol::{ExecSpec, FileSpec, ProtocolError};
 pub use self::supervise::{Channel, Echo, Stdin};
 use crate::cgroup::{LimitManager, RunGroup};
 use crate::fs::{self, HostLayout};
-use crate::policy::{Execution, File, Limits, Policy, Shape};
+use crate::policy::{Execution, File, Limits, Policy, SANDBOX_DIR, Shape};
 use crate::verdict::Verdict;
 use crate::{ns, rlimit, seccomp, sys};
 
@@ -110,11 +110,9 @@ pub fn run(policy: &Policy, opts: &RunOptions) -> Verdict {
         limits: opts.limits,
         ids: opts.ids,
     };
-    let mut sandbox = match Sandbox::create(&policy.shape(), &create) {
-        Ok(sandbox) => sandbox,
-        Err(e) => return e.into_verdict(policy.limits.clone(), started),
-    };
-    let files = opts
+    // Files beneath the writable mounts are the program's, written at exec time; others (the
+    // guard's, in the root) are part of the sandbox, written at set-up and read-only after.
+    let (files, root_files): (Vec<File>, Vec<File>) = opts
         .files
         .iter()
         .map(|(path, contents)| File {
@@ -122,7 +120,13 @@ pub fn run(policy: &Policy, opts: &RunOptions) -> Verdict {
             contents: contents.clone(),
             mode: 0o644,
         })
-        .collect();
+        .partition(|f| f.path.starts_with(SANDBOX_DIR) || f.path.starts_with("/tmp"));
+    let mut shape = policy.shape();
+    shape.files = root_files;
+    let mut sandbox = match Sandbox::create(&shape, &create) {
+        Ok(sandbox) => sandbox,
+        Err(e) => return e.into_verdict(policy.limits.clone(), started),
+    };
     let exec = ExecOptions {
         stdin: opts.stdin.clone(),
         echo: opts.echo,
