@@ -266,7 +266,7 @@ fn exec_data(exec: &Execution, work_dir: u64) -> Result<(std::os::fd::OwnedFd, u
     if let Some((k, _)) = exec
         .env
         .iter()
-        .find(|(k, v)| k.contains('\0') || k.contains('=') && k.is_empty() || v.contains('\0'))
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
     {
         return Err(nul(format!("environment variable {k}")).into());
     }
