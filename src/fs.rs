@@ -63,6 +63,11 @@ pub enum MountOp {
     Proc {
         target: PathBuf,
     },
+    /// A private devpts instance (`newinstance`): the sandbox's own pseudo-terminals, none of the
+    /// host's (`/dev/ptmx` links to its `ptmx`).
+    Devpts {
+        target: PathBuf,
+    },
     /// Make a mount read-only once it is populated (used for `/dev`).
     RemountReadOnly {
         target: PathBuf,
@@ -295,6 +300,17 @@ fn dev_ops(ops: &mut Vec<MountOp>, shm_size: u64) {
             path: Path::new("/dev").join(name),
         });
     }
+    // openpty(3), python's pty module and `script` need a pty pair; the instance is private.
+    ops.push(MountOp::Mkdir {
+        path: p("/dev/pts"),
+    });
+    ops.push(MountOp::Devpts {
+        target: p("/dev/pts"),
+    });
+    ops.push(MountOp::Symlink {
+        target: p("pts/ptmx"),
+        path: p("/dev/ptmx"),
+    });
     ops.push(MountOp::Mkdir {
         path: p("/dev/shm"),
     });
@@ -442,6 +458,15 @@ fn apply(root: &beneath::Root, op: &MountOp) -> Result<(), FsError> {
             *exec,
         ),
         MountOp::Proc { target } => proc(&beneath::proc_fd_path(&mountpoint(root, target)?)),
+        MountOp::Devpts { target } => mount(
+            Some(Path::new("devpts")),
+            &beneath::proc_fd_path(&mountpoint(root, target)?),
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            // No gid=: the host's tty group is not mapped; ptys belong to the sandbox's root.
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+            "",
+        ),
         MountOp::RemountReadOnly { target } => {
             remount_read_only(&beneath::proc_fd_path(&mountpoint(root, target)?))
         }

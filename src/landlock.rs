@@ -37,13 +37,14 @@ pub struct Outcome {
 
 /// Paths the payload may write (and execute) beyond the policy's extra write paths.
 pub const WRITABLE: &[&str] = &["/tmp", crate::policy::SANDBOX_DIR, "/dev/shm"];
-/// Device files the payload may read and write.
+/// Device files the payload may read and write (`/dev/pts`: the sandbox's private devpts).
 pub const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/full",
     "/dev/random",
     "/dev/urandom",
+    "/dev/pts",
 ];
 
 /// Restrict the calling thread (and everything it executes): read+execute on `/`, full access to

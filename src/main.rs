@@ -8,6 +8,9 @@ use stockade::cli;
 fn main() -> ExitCode {
     // Pipes created later must never take descriptor numbers 0-2.
     stockade::sys::ensure_stdio_open();
+    // A panic in a forked child (launcher, worker, sandbox) ends that child; the service itself
+    // unwinds and answers 500 (src/daemon/panic.rs).
+    stockade::daemon::panic::guard_forks();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -320,10 +320,11 @@ pub enum NetworkMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SeccompDefault {
-    /// Kill the whole process; the verdict says `seccomp_violation`.
-    #[default]
+    /// Kill the calling process; the verdict says `seccomp_violation` (opt-in, for audits).
     Kill,
-    /// Fail the call with EPERM and let the payload continue.
+    /// Fail the call with ENOSYS, count it in the verdict's `seccomp_denied`, and let the
+    /// payload continue. The dangerous calls kill in every mode.
+    #[default]
     Errno,
     /// Allow but log (for tuning an allowlist; never in production).
     Log,

@@ -7,6 +7,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
+mod notify;
+pub use self::notify::*;
+
 /// `CLONE_INTO_CGROUP` (linux/sched.h). libc's constant is deprecated and overflows `c_int`.
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 

@@ -178,11 +178,25 @@ impl PolicyReport {
     }
 }
 
-/// The seccomp violation that ended the run, when it could be identified.
+/// The first dangerous system call of the run (its process was killed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompViolation {
+    /// The x86_64 name; `null` for a foreign ABI (i386 `int 0x80`, x32).
     pub syscall: Option<String>,
     pub nr: Option<i64>,
+}
+
+/// One kind of system call the filter refused with an errno (the program went on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompDenied {
+    /// The x86_64 name; `null` for a number the kernel does not name (and the overflow entry).
+    pub syscall: Option<String>,
+    /// The syscall number; `null` only for the overflow entry.
+    pub nr: Option<i64>,
+    /// The errno the caller got, e.g. `ENOSYS`, `EAFNOSUPPORT`.
+    pub errno: String,
+    /// How many times it was refused.
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,6 +218,9 @@ pub struct Verdict {
     pub policy: Option<PolicyReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp_violation: Option<SeccompViolation>,
+    /// System calls refused with an errno, by number (see docs/verdict.md).
+    #[serde(default)]
+    pub seccomp_denied: Vec<SeccompDenied>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The compile stage of a compiled-language profile, with the same fields as a run (its own
@@ -230,6 +247,7 @@ impl Verdict {
             enforced: Enforced::default(),
             policy: None,
             seccomp_violation: None,
+            seccomp_denied: Vec::new(),
             message: Some(message),
             compile: None,
         }
@@ -242,7 +260,9 @@ impl Verdict {
         match self.status {
             Status::Ok => 0,
             Status::ExitNonzero => self.exit_code.unwrap_or(1),
-            Status::Signaled | Status::SeccompViolation => 128 + self.signal.unwrap_or(9),
+            Status::Signaled => 128 + self.signal.unwrap_or(9),
+            // Whichever process made the dangerous call, and even if the top one exited.
+            Status::SeccompViolation => 128 + libc::SIGSYS,
             Status::TimeoutWall | Status::TimeoutCpu => 124,
             Status::Oom => 137,
             Status::OutputLimit => 128 + libc::SIGXFSZ,

@@ -1,4 +1,4 @@
-//! Compiled languages through `stockade run --profile c|cpp|java`: a compile stage and a run stage,
+//! Compiled languages through `stockade run --profile c|cpp|java|rust|go`: a compile stage and a run stage,
 //! each with its own verdict part; stdin reaches the program; a compile error is reported in the
 //! compile part with the compiler's message and the program is not run; a runtime failure is the
 //! run's own.
@@ -41,6 +41,20 @@ const LANGS: &[Lang] = &[
         broken: "public class Main { public static void main(String[] a) { int x = undefined_name; } }\n",
         failing: "public class Main { public static void main(String[] a) { throw new IllegalStateException(\"bad input\"); } }\n",
         failure: ("exit_nonzero", "IllegalStateException: bad input"),
+    },
+    Lang {
+        profile: "rust",
+        echo: "use std::io::BufRead;\nfn main() { let mut l = String::new(); std::io::stdin().lock().read_line(&mut l).unwrap(); print!(\"got {}\", l); println!(\"hello\"); }\n",
+        broken: "fn main() { let x: i32 = undefined_name; println!(\"{x}\"); }\n",
+        failing: "fn main() { panic!(\"bad input\"); }\n",
+        failure: ("exit_nonzero", "bad input"),
+    },
+    Lang {
+        profile: "go",
+        echo: "package main\nimport (\"bufio\"; \"fmt\"; \"os\")\nfunc main() { l, _ := bufio.NewReader(os.Stdin).ReadString('\\n'); fmt.Print(\"got \" + l); fmt.Println(\"hello\") }\n",
+        broken: "package main\nfunc main() { _ = undefined_name }\n",
+        failing: "package main\nimport \"os\"\nfunc main() { os.Stderr.WriteString(\"bad input\\n\"); os.Exit(3) }\n",
+        failure: ("exit_nonzero", "bad input"),
     },
 ];
 
@@ -96,7 +110,11 @@ fn compile_errors_stop_before_the_run() {
         assert_eq!(c["status"], "exit_nonzero", "{p}: {c}");
         let diag = c["stderr"]["data"].as_str().unwrap_or_default();
         assert!(diag.contains("undefined_name"), "{p}: {diag}");
-        assert!(diag.contains("error"), "{p}: {diag}");
+        // gcc, g++, javac and rustc say "error"; the go tool says "undefined: undefined_name".
+        assert!(
+            diag.contains("error") || diag.contains("undefined: undefined_name"),
+            "{p}: {diag}"
+        );
     }
     // Without --json: the compiler's message on stderr, and its exit code (gcc exits 1).
     let out = stockade(

@@ -633,3 +633,68 @@ fn concurrent_sandboxes_of_root_get_their_own_outer_uid() {
         None => assert_eq!(uids, vec![65534, 65534]),
     }
 }
+
+#[test]
+fn a_private_pty_works_and_its_line_discipline_is_locked() {
+    for who in identities() {
+        let v = common::verdict(
+            who,
+            &[
+                "--",
+                "python3",
+                "-c",
+                "import os\nprint(os.listdir('/dev/pts'))\nm, s = os.openpty()\nos.write(m, b'hi\\n')\nprint(os.ttyname(s), os.read(s, 10))",
+            ],
+        );
+        assert_eq!(v["status"], "ok", "{who:?}: {v}");
+        // A new devpts instance: none of the host's terminals, and the first pty is number 0.
+        assert_eq!(
+            common::stdout_of(&v),
+            "['ptmx']\n/dev/pts/0 b'hi\\n'\n",
+            "{who:?}"
+        );
+        // N_GSM (21) would autoload a module with a history of CVEs: the attempt kills.
+        let v = common::verdict(
+            who,
+            &[
+                "--",
+                "python3",
+                "-c",
+                "import os, fcntl, termios, struct\nm, s = os.openpty()\nfcntl.ioctl(s, termios.TIOCSETD, struct.pack('i', 21))\nprint('set')",
+            ],
+        );
+        assert_eq!(v["status"], "seccomp_violation", "{who:?}: {v}");
+        assert_eq!(v["seccomp_violation"]["syscall"], "ioctl", "{who:?}");
+        assert!(!common::stdout_of(&v).contains("set"));
+    }
+}
+
+#[test]
+fn module_autoloading_sockets_and_notification_pipes_are_refused_politely() {
+    let probe = "import os, socket, errno\n\
+                 try:\n    os.pipe2(0x80)\n    print('pipe2=ok')\nexcept OSError as e:\n    print('pipe2=' + errno.errorcode[e.errno])\n\
+                 for proto in (6, 132, 33):\n    try:\n        socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto != 33 else 6, proto).close()\n        print(f'proto{proto}=ok')\n    except OSError as e:\n        print(f'proto{proto}=' + errno.errorcode[e.errno])\n\
+                 r, w = os.pipe2(os.O_CLOEXEC)\nprint('plain_pipe=ok')";
+    for who in identities() {
+        let v = common::verdict(
+            who,
+            &["--network", "loopback", "--", "python3", "-c", probe],
+        );
+        assert_eq!(v["status"], "ok", "{who:?}: {v}");
+        assert_eq!(
+            common::stdout_of(&v),
+            "pipe2=ENOPKG\nproto6=ok\nproto132=EAFNOSUPPORT\nproto33=EAFNOSUPPORT\nplain_pipe=ok\n",
+            "{who:?}"
+        );
+        let denied: Vec<&str> = v["seccomp_denied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["syscall"].as_str())
+            .collect();
+        assert!(
+            denied.contains(&"pipe2") && denied.contains(&"socket"),
+            "{v}"
+        );
+    }
+}

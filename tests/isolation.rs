@@ -25,8 +25,7 @@ fn probe_facts(
 #[test]
 fn the_probe_sees_only_its_own_sandbox() {
     for who in identities() {
-        // errno mode so each refused syscall is reported instead of killing the probe.
-        let (v, f) = probe_facts(who, &["--seccomp", "errno"], "facts");
+        let (v, f) = probe_facts(who, &[], "facts");
         assert_eq!(v["status"], "ok", "{who:?}: {v}");
         // PID namespace: the payload is PID 1's child and sees no host processes.
         assert_eq!(fact(&f, "pid"), "2", "{who:?}");
@@ -40,7 +39,8 @@ fn the_probe_sees_only_its_own_sandbox() {
         assert_eq!(fact(&f, "hostname"), "stockade");
         // Network namespace: only lo, and nothing to connect to.
         assert_eq!(f["iface"], vec!["lo".to_string()], "{who:?}");
-        assert_eq!(fact(&f, "socket_inet"), "EPERM", "{who:?}");
+        // Issue 10 changed this contract: a refused family is an errno, never a kill.
+        assert_eq!(fact(&f, "socket_inet"), "EAFNOSUPPORT", "{who:?}");
         assert_eq!(fact(&f, "socket_unix"), "ok", "{who:?}");
         // Read-only root.
         for key in ["write_root", "write_usr", "write_etc"] {
@@ -61,21 +61,7 @@ fn the_probe_sees_only_its_own_sandbox() {
         }
         assert_eq!(fact(&f, "NoNewPrivs"), "1", "{who:?}");
         assert_eq!(fact(&f, "Seccomp"), "2", "{who:?}");
-        // Escalation and kernel attack surface refused.
-        for key in [
-            "unshare_user",
-            "unshare_ns",
-            "mount",
-            "ptrace",
-            "keyctl",
-            "bpf",
-            "perf_event_open",
-            "personality_exec",
-            "tiocsti",
-            "tiocsti_high_bits",
-        ] {
-            assert_eq!(fact(&f, key), "EPERM", "{who:?} {key}");
-        }
+        // Escalation and kernel attack surface: see every_dangerous_syscall_kills_its_caller.
         assert_eq!(fact(&f, "io_uring_setup"), "ENOSYS", "{who:?}");
         assert_eq!(fact(&f, "clone3"), "ENOSYS", "{who:?}");
         assert_eq!(fact(&f, "personality_query"), "ok", "{who:?}");
@@ -109,7 +95,8 @@ fn the_probe_sees_only_its_own_sandbox() {
         dev.sort_unstable();
         assert_eq!(
             dev.join(","),
-            "fd,full,null,random,shm,stderr,stdin,stdout,urandom,zero",
+            // ptmx and pts: the sandbox's own devpts instance (openpty, python's pty module).
+            "fd,full,null,ptmx,pts,random,shm,stderr,stdin,stdout,urandom,zero",
             "{who:?}"
         );
         // The verdict reports the layers.
@@ -134,31 +121,117 @@ fn the_probe_sees_only_its_own_sandbox() {
 }
 
 #[test]
-fn foreign_architecture_syscalls_are_refused() {
+fn every_dangerous_syscall_kills_its_caller() {
     for who in identities() {
-        // i386 getpid through `int 0x80` would return the pid (2). Errno mode answers -EPERM (-1);
-        // kill mode kills the probe.
-        let (v, f) = probe_facts(who, &["--seccomp", "errno"], "int80");
-        assert_eq!(fact(&f, "int80"), "-1", "{who:?}: {v}");
-        let (v, f) = probe_facts(who, &[], "int80");
+        // One child per call (tests/probe/probe.c `dangerous`), so the probe itself survives and
+        // exits 0: the violation must be reported anyway.
+        let (v, f) = probe_facts(who, &[], "dangerous");
+        let mut n = 0;
+        for (key, values) in &f {
+            if key == "after" {
+                continue;
+            }
+            n += 1;
+            // int 0x80 on a kernel without ia32 emulation faults before seccomp runs.
+            let allowed: &[&str] = if key == "int80" {
+                &["killed:9", "killed:11"]
+            } else {
+                &["killed:9"]
+            };
+            assert!(
+                allowed.contains(&values[0].as_str()),
+                "{who:?}: {key} must kill, got {values:?}"
+            );
+        }
+        assert_eq!(n, 33, "{who:?}: every case reported: {f:?}");
+        assert_eq!(fact(&f, "after"), "yes", "{who:?}");
         assert_eq!(v["status"], "seccomp_violation", "{who:?}: {v}");
-        assert!(!f.contains_key("int80"), "{who:?}");
-        // The x32 ABI (syscall number with bit 30 set) is refused the same way.
-        let (v, f) = probe_facts(who, &["--seccomp", "errno"], "x32");
-        assert_eq!(fact(&f, "x32"), "EPERM", "{who:?}: {v}");
-        let (v, _) = probe_facts(who, &[], "x32");
-        assert_eq!(v["status"], "seccomp_violation", "{who:?}: {v}");
+        assert_eq!(v["exit_code"], 0, "{who:?}: the probe itself went on");
+        assert_eq!(v["seccomp_violation"]["syscall"], "unshare", "{who:?}: {v}");
+        assert_eq!(v["seccomp_violation"]["nr"], 272, "{who:?}: {v}");
     }
 }
 
 #[test]
-fn kill_mode_reports_the_violation() {
-    let (v, f) = probe_facts(Who::Me, &[], "facts");
+fn a_grandchilds_seccomp_kill_is_named_in_the_verdict() {
+    for who in identities() {
+        let script =
+            r#"python3 -c "import ctypes; ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)"; echo after"#;
+        let v = verdict(who, &["--", "sh", "-c", script]);
+        assert_eq!(v["status"], "seccomp_violation", "{who:?}: {v}");
+        assert_eq!(v["seccomp_violation"]["syscall"], "ptrace", "{who:?}: {v}");
+        assert_eq!(v["stdout"]["data"], "after\n", "{who:?}: the shell went on");
+        assert_eq!(v["exit_code"], 0, "{who:?}");
+    }
+}
+
+#[test]
+fn foreign_architecture_syscalls_kill_in_every_mode() {
+    for who in identities() {
+        for mode in ["errno", "kill", "log"] {
+            for (probe_mode, nr) in [("int80", 20), ("x32", 39 | 0x4000_0000)] {
+                let (v, f) = probe_facts(who, &["--seccomp", mode], probe_mode);
+                if probe_mode == "int80" && v["signal"] == 11 {
+                    continue; // no ia32 emulation: the kernel faults before seccomp runs
+                }
+                assert_eq!(v["status"], "seccomp_violation", "{who:?} {mode}: {v}");
+                assert!(!f.contains_key(probe_mode), "{who:?} {mode}");
+                assert_eq!(v["seccomp_violation"]["syscall"], serde_json::Value::Null);
+                assert_eq!(v["seccomp_violation"]["nr"], nr, "{who:?} {mode}: {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_get_an_errno_and_the_verdict_counts_them() {
+    for who in identities() {
+        let (v, f) = probe_facts(who, &[], "compat");
+        assert_eq!(v["status"], "ok", "{who:?}: {v}");
+        for (key, want) in [
+            ("socket_inet", "EAFNOSUPPORT"),
+            ("socket_inet6", "EAFNOSUPPORT"),
+            ("socket_packet", "EAFNOSUPPORT"),
+            ("socket_netlink_route", "ok"),
+            ("unknown_syscall", "ENOSYS"),
+            ("clock_settime", "EPERM"),
+            ("memfd_create", "ok"),
+            ("sched_getaffinity", "ok"),
+            ("sched_setaffinity", "ok"),
+            ("set_mempolicy", "ok"),
+            ("nice_lower", "ok"),
+            // The kernel refuses this one itself (no CAP_SYS_NICE): not a seccomp refusal.
+            ("nice_raise", "EPERM"),
+            ("after", "yes"),
+        ] {
+            assert_eq!(fact(&f, key), want, "{who:?} {key}");
+        }
+        let denied = v["seccomp_denied"].as_array().expect("seccomp_denied list");
+        let entry = |nr: i64| denied.iter().find(|d| d["nr"] == nr).cloned();
+        let socket = entry(41).expect("socket listed");
+        assert_eq!(
+            (&socket["syscall"], &socket["errno"], &socket["count"]),
+            (&"socket".into(), &"EAFNOSUPPORT".into(), &3.into()),
+            "{who:?}: {v}"
+        );
+        let unknown = entry(1000).expect("syscall 1000 listed");
+        assert_eq!(unknown["syscall"], serde_json::Value::Null);
+        assert_eq!(unknown["errno"], "ENOSYS");
+        assert_eq!(entry(227).expect("clock_settime")["errno"], "EPERM");
+        assert_eq!(denied.len(), 3, "{who:?}: nothing else: {v}");
+    }
+}
+
+#[test]
+fn kill_mode_kills_unlisted_calls_and_names_them() {
+    let (v, f) = probe_facts(Who::Me, &["--seccomp", "kill"], "compat");
     assert_eq!(v["status"], "seccomp_violation", "{v}");
-    assert_eq!(v["signal"], 31);
-    // The probe got as far as the first refused syscall and no further.
-    assert!(f.contains_key("pid"));
-    assert!(!f.contains_key("tmp_fill_mib"));
+    assert_eq!(v["seccomp_violation"]["nr"], 1000, "{v}");
+    // Refused socket families are an errno even in kill mode; the probe died at syscall 1000.
+    assert_eq!(fact(&f, "socket_inet"), "EAFNOSUPPORT");
+    assert!(!f.contains_key("unknown_syscall"));
+    assert_eq!(v["signal"], 9);
+    assert_eq!(v["seccomp_denied"][0]["syscall"], "socket", "{v}");
 }
 
 #[test]

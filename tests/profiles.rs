@@ -109,7 +109,8 @@ fn presets_differ_in_the_promised_direction() {
     );
     assert_eq!(strict.analysis.preset, "strict");
     assert_eq!(production.network, NetworkMode::None);
-    assert_eq!(production.seccomp.default_action, SeccompDefault::Kill);
+    // Issue 10: outside the allowlist is an errno everywhere; only the dangerous calls kill.
+    assert_eq!(production.seccomp.default_action, SeccompDefault::Errno);
     assert!(!production.best_effort.landlock && !production.best_effort.cgroup);
     assert_eq!(minimal.network, NetworkMode::Loopback);
     assert!(minimal.best_effort.landlock && minimal.best_effort.cgroup);
@@ -628,6 +629,8 @@ fn every_shipped_profile_runs_hello_world() {
             "java" => Some(
                 "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }",
             ),
+            "rust" => Some("fn main() { println!(\"hello\"); }"),
+            "go" => Some("package main\nimport \"fmt\"\nfunc main() { fmt.Println(\"hello\") }"),
             _ => None,
         };
         assert_eq!(compiled.is_some(), p.policy.compile.is_some(), "{name}");

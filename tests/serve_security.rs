@@ -822,7 +822,7 @@ fn unix_socket_peers_are_principals_and_slow_bodies_time_out() {
     // A body announced but never sent: 408 after the body timeout, not a stuck connection.
     use std::io::{Read, Write};
     let mut c = s.connect().unwrap();
-    c.write_all(b"POST /v1/execute HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"pro").unwrap();
+    c.write_all(b"POST /v1/execute HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"pro").unwrap();
     let started = Instant::now();
     let mut raw = Vec::new();
     let _ = c.read_to_end(&mut raw);

@@ -117,7 +117,8 @@ pub struct RunArgs {
     /// Network: `none` (default: no interface, only AF_UNIX sockets) or `loopback`.
     #[arg(long, value_enum)]
     pub network: Option<NetworkArg>,
-    /// What seccomp does with a syscall outside the allowlist: kill (default), errno, log.
+    /// What seccomp does with a syscall outside the allowlist: errno (default: ENOSYS, counted in
+    /// the verdict), kill, log. The dangerous calls (ptrace, mount, bpf…) kill in every mode.
     #[arg(long, value_enum)]
     pub seccomp: Option<SeccompArg>,
     /// Allow one more syscall by name (repeatable).

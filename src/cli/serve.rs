@@ -60,7 +60,8 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args)?;
     if args.check_config {
-        // What `serve` itself would refuse (an unauthenticated address beyond loopback).
+        // What `serve` itself would refuse (an unauthenticated address beyond loopback, a
+        // listener that ignores the configured credentials).
         config
             .security
             .check_listen(&config.listen)
@@ -77,6 +78,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             config.queue_size,
             crate::units::format_duration(config.queue_timeout)
         );
+        print!("{}", config.security.describe(&config.listen));
         return Ok(ExitCode::SUCCESS);
     }
     crate::daemon::serve(config)?;

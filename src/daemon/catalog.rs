@@ -162,7 +162,13 @@ async fn ask_version(launcher: &Launcher, p: &Profile) -> Option<Version> {
         }
         None => policy.argv[0].clone(),
     };
-    policy.argv = vec![program, "--version".into()];
+    // The go tool has no --version flag; its `version` command prints "go version go1.19.8 ...".
+    let flag = if program == "go" {
+        "version"
+    } else {
+        "--version"
+    };
+    policy.argv = vec![program, flag.into()];
     policy.limits.wall = Some(Duration::from_secs(5));
     let job = Job {
         policy,

@@ -14,6 +14,11 @@ pub enum Code {
     /// The body is well-formed but asks for something impossible (both code and files, a bad
     /// file name, a bad encoding).
     InvalidRequest,
+    /// The file set cannot be laid out in the work dir (a duplicate, a file that is also a
+    /// directory, a name too long, a path leaving the work dir).
+    InvalidFiles,
+    /// More items or bytes than the service accepts (files, arguments, environment, work dir).
+    RequestTooLarge,
     /// The Content-Type is not JSON.
     UnsupportedMediaType,
     /// The body exceeds the configured size.
@@ -47,6 +52,8 @@ impl Code {
         match self {
             Code::InvalidBody => "invalid_body",
             Code::InvalidRequest => "invalid_request",
+            Code::InvalidFiles => "invalid_files",
+            Code::RequestTooLarge => "request_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::BodyTooLarge => "body_too_large",
             Code::UnknownProfile => "unknown_profile",
@@ -66,9 +73,11 @@ impl Code {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Code::InvalidBody | Code::InvalidRequest | Code::LimitExceedsProfile => {
-                StatusCode::BAD_REQUEST
-            }
+            Code::InvalidBody
+            | Code::InvalidRequest
+            | Code::InvalidFiles
+            | Code::RequestTooLarge
+            | Code::LimitExceedsProfile => StatusCode::BAD_REQUEST,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnknownProfile | Code::NotFound => StatusCode::NOT_FOUND,

@@ -12,7 +12,7 @@ use super::app::App;
 use super::error::{ApiError, Code};
 use super::launcher::{Event, Job, Run};
 use super::security::layer::RunHooks;
-use crate::analysis::Language;
+use super::{limits, preflight};
 use crate::policy::{AnalysisMode, AnalysisPolicy, Policy};
 use crate::profile::{CodeInput, Profile, ProfileError};
 use crate::verdict::{PolicyReport, Status, Verdict};
@@ -66,6 +66,9 @@ pub struct Prepared {
     pub job: Job,
     /// The pre-flight report (warn mode, or enforce mode and safe), merged into the verdict.
     pub report: Option<PolicyReport>,
+    /// The request lowered the memory or task limit: a sandbox that dies during set-up may have
+    /// run out of what the request left it, so the failure is not the host's.
+    pub tightened: bool,
 }
 
 #[derive(Debug)]
@@ -115,54 +118,24 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
     }
     let stdin = code_stdin.or(ask.stdin).unwrap_or_default();
     let files: Vec<_> = files.into_iter().map(|f| (f.target, f.contents)).collect();
-    let report = match policy.analysis.mode {
-        AnalysisMode::Off => None,
-        mode => {
-            let Some(code) = crate::analysis::code_of(
-                &policy.argv,
-                &policy.cwd,
-                &files,
-                Some(stdin.as_slice()).filter(|s| !s.is_empty()),
-            ) else {
-                if mode == AnalysisMode::Enforce {
-                    let msg = format!(
-                        "profile `{}` enforces the pre-flight analysis: give the code as `code` or `files`",
-                        profile.name
-                    );
-                    return Err(ApiError::new(Code::InvalidRequest, msg));
-                }
-                return Ok(Plan::Run(Box::new(Prepared {
-                    profile: profile.name.clone(),
-                    job: Job {
-                        policy,
-                        files,
-                        stdin,
-                    },
-                    report: None,
-                })));
-            };
-            let language = Language::from_argv(&policy.argv).unwrap_or(Language::Shell);
-            let report =
-                crate::analysis::evaluate_with_files(&policy.analysis, &code, language, &files)
-                    .map_err(|e| {
-                        ApiError::internal(
-                            "-",
-                            &format_args!("pre-flight analysis of profile `{}`: {e}", profile.name),
-                        )
-                    })?;
-            if mode == AnalysisMode::Enforce && !report.safe {
-                let mut v = Verdict::not_started(
-                    Status::RejectedByPolicy,
-                    policy.limits.clone(),
-                    report.rejection_message(),
-                );
-                v.policy = Some(report);
-                return Ok(Plan::Refuse {
-                    profile: profile.name.clone(),
-                    verdict: Box::new(v),
-                });
-            }
-            Some(report)
+    // Everything the request decides about the sandbox's set-up is checked here, so set-up
+    // failures left over are the host's, never the request's (see `Prepared::tightened`).
+    limits::check_files(&files, &policy)?;
+    limits::check_exec(&policy.argv, &policy.env)?;
+    let tightened = ask.limits.memory.is_some() || ask.limits.pids.is_some();
+    let report = match preflight::analyze(&policy, &profile.name, &files, &stdin)? {
+        preflight::Outcome::Run(report) => report,
+        preflight::Outcome::Refuse(report) => {
+            let mut v = Verdict::not_started(
+                Status::RejectedByPolicy,
+                policy.limits.clone(),
+                report.rejection_message(),
+            );
+            v.policy = Some(report);
+            return Ok(Plan::Refuse {
+                profile: profile.name.clone(),
+                verdict: Box::new(v),
+            });
         }
     };
     Ok(Plan::Run(Box::new(Prepared {
@@ -173,23 +146,31 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, ApiError> {
             stdin,
         },
         report,
+        tightened,
     })))
 }
 
 fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiError> {
     let l = &mut policy.limits;
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
-    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
-    check_max("limits.memory_bytes", ask.memory, l.memory)?;
-    check_max("limits.pids", ask.pids, l.pids)?;
-    check_max("limits.output_bytes", ask.output, Some(l.output))?;
+    let max_time = ms(limits::MAX_TIME);
+    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms), max_time)?;
+    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms), max_time)?;
+    check_max(
+        "limits.memory_bytes",
+        ask.memory,
+        l.memory,
+        limits::MAX_MEMORY,
+    )?;
+    check_max("limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
+    check_max("limits.output_bytes", ask.output, Some(l.output), l.output)?;
     if let Some(c) = ask.cpus {
         let over = l.cpus.is_some_and(|max| c > max);
-        if !(c.is_finite() && c > 0.0) || over {
+        if !(c.is_finite() && c >= limits::MIN_CPUS) || over {
             let max = l.cpus.map_or("unlimited".to_string(), |m| m.to_string());
             let msg = format!(
-                "`limits.cpus` must be a positive number of cores up to the profile's maximum ({max})"
+                "`limits.cpus` must be a number of cores from {} up to the profile's maximum ({max})",
+                limits::MIN_CPUS
             );
             return Err(ApiError::new(Code::LimitExceedsProfile, msg));
         }
@@ -222,11 +203,32 @@ fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiEr
     };
     let l = &mut stage.limits;
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    check_max("compile_limits.wall_ms", ask.wall.map(ms), l.wall.map(ms))?;
-    check_max("compile_limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms))?;
-    check_max("compile_limits.memory_bytes", ask.memory, l.memory)?;
-    check_max("compile_limits.pids", ask.pids, l.pids)?;
-    check_max("compile_limits.output_bytes", ask.output, Some(l.output))?;
+    let max_time = ms(limits::MAX_TIME);
+    check_max(
+        "compile_limits.wall_ms",
+        ask.wall.map(ms),
+        l.wall.map(ms),
+        max_time,
+    )?;
+    check_max(
+        "compile_limits.cpu_ms",
+        ask.cpu.map(ms),
+        l.cpu.map(ms),
+        max_time,
+    )?;
+    check_max(
+        "compile_limits.memory_bytes",
+        ask.memory,
+        l.memory,
+        limits::MAX_MEMORY,
+    )?;
+    check_max("compile_limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
+    check_max(
+        "compile_limits.output_bytes",
+        ask.output,
+        Some(l.output),
+        l.output,
+    )?;
     l.wall = ask.wall.or(l.wall);
     l.cpu = ask.cpu.or(l.cpu);
     l.memory = ask.memory.or(l.memory);
@@ -235,7 +237,14 @@ fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), ApiEr
     Ok(())
 }
 
-fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), ApiError> {
+/// `asked` must be positive and at most the profile's `max`, or the service's `ceiling` where
+/// the profile has no maximum.
+fn check_max(
+    field: &str,
+    asked: Option<u64>,
+    max: Option<u64>,
+    ceiling: u64,
+) -> Result<(), ApiError> {
     match (asked, max) {
         (Some(0), _) => Err(ApiError::new(
             Code::InvalidRequest,
@@ -244,6 +253,10 @@ fn check_max(field: &str, asked: Option<u64>, max: Option<u64>) -> Result<(), Ap
         (Some(a), Some(m)) if a > m => Err(ApiError::new(
             Code::LimitExceedsProfile,
             format!("`{field}` {a} exceeds the profile's maximum of {m}"),
+        )),
+        (Some(a), None) if a > ceiling => Err(ApiError::new(
+            Code::LimitExceedsProfile,
+            format!("`{field}` {a} exceeds the service's maximum of {ceiling}"),
         )),
         _ => Ok(()),
     }
@@ -279,6 +292,10 @@ pub struct Running {
     killed: bool,
     /// Reports the end of the run to the security layer (audit record, circuit breaker).
     hooks: Option<RunHooks>,
+    /// Judges a set-up failure: the request's or the host's.
+    blame: limits::Blame,
+    /// Output arrived, so the sandbox was set up and ran.
+    ran: bool,
 }
 
 /// Wait for a slot (at most `queue_timeout`) and start the job.
@@ -304,6 +321,7 @@ pub async fn start(
     let output_cap =
         usize::try_from(prepared.job.policy.limits.output.saturating_mul(2)).unwrap_or(usize::MAX);
     let analysis = prepared.job.policy.analysis.clone();
+    let blame = limits::Blame::new(&prepared.job.files, prepared.tightened);
     let run = app.launcher.spawn(prepared.job).await.map_err(|e| {
         tracing::error!(request_id, "launcher: {e}");
         app.metrics.refused("unavailable");
@@ -322,6 +340,8 @@ pub async fn start(
         finished: false,
         killed: false,
         hooks: None,
+        blame,
+        ran: false,
     })
 }
 
@@ -375,9 +395,11 @@ impl Running {
                 self.app
                     .metrics
                     .verdict(v.status.as_str(), self.started.elapsed());
+                let mut host_failure = false;
                 if v.status == Status::SetupFailed {
                     let detail = v.message.take().unwrap_or_default();
-                    tracing::error!(request_id = %self.request_id, "sandbox set-up failed: {detail}");
+                    host_failure = !self.blame.caused_by_request(&detail);
+                    tracing::error!(request_id = %self.request_id, host_failure, "sandbox set-up failed: {detail}");
                     v.message = Some(format!(
                         "sandbox set-up failed; the service log has the details under request id {}",
                         self.request_id
@@ -388,23 +410,29 @@ impl Running {
                 }
                 crate::guard::add_findings(&self.analysis, &mut v);
                 if let Some(h) = self.hooks.take() {
-                    h.finished(&v);
+                    h.finished(&v, host_failure);
                 }
                 Ok(Some(Event::Finished(v)))
             }
-            Some(e) => Ok(Some(e)),
+            Some(e) => {
+                self.ran = true;
+                Ok(Some(e))
+            }
             None if !self.app.launcher.alive() => {
                 self.finished = true;
                 tracing::error!(request_id = %self.request_id, "the sandbox launcher died during the run");
                 if let Some(h) = self.hooks.take() {
-                    h.failed();
+                    h.lost(true);
                 }
                 Err(unavailable())
             }
             None => {
                 self.finished = true;
+                // After output the sandbox had been set up: the verdict was lost on the way (a
+                // worker that gave up on a reader too slow to take its output), which says
+                // nothing about the host.
                 if let Some(h) = self.hooks.take() {
-                    h.failed();
+                    h.lost(!self.ran);
                 }
                 Err(ApiError::internal(
                     &self.request_id,

@@ -18,6 +18,8 @@ use serde_json::json;
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::exec::{self, Ask, LimitAsk, Plan};
+use super::limits;
+use super::security::authz::Grant;
 use super::security::layer::{self as security, Ctx};
 use super::server::{RequestId, read_body};
 use super::stream::{self, Format};
@@ -38,14 +40,15 @@ pub struct ExecuteRequest {
     /// Code as text, delivered the way the profile says.
     pub code: Option<String>,
     /// Files written to /sandbox; the first is the program.
+    #[serde(default, deserialize_with = "limits::de_files")]
     pub files: Option<Vec<FileIn>>,
     /// Arguments after the program (or the whole command under a preset).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::de_args")]
     pub args: Vec<String>,
     /// Standard input, then end of file.
     pub stdin: Option<String>,
     /// Extra environment variables.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::de_env")]
     pub env: BTreeMap<String, String>,
     /// Lower limits than the profile's.
     #[serde(default)]
@@ -160,7 +163,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(Code::InvalidBody, format!("invalid request body: {e}")))
 }
 
-fn resolve(app: &App, req: &ExecuteRequest) -> Result<Profile, ApiError> {
+fn resolve(app: &App, grant: &Grant, req: &ExecuteRequest) -> Result<Profile, ApiError> {
     let name = match (&req.profile, &req.language) {
         (Some(p), None) => p,
         (None, Some(l)) => l,
@@ -177,7 +180,7 @@ fn resolve(app: &App, req: &ExecuteRequest) -> Result<Profile, ApiError> {
             ));
         }
     };
-    let language = lookup(app, name)?;
+    let language = lookup(app, grant, name)?;
     match &req.preset {
         Some(preset) => with_preset(app, &language, preset),
         None => Ok(language),
@@ -206,12 +209,18 @@ fn with_preset(app: &App, language: &Profile, preset: &str) -> Result<Profile, A
         .map_err(|e| ApiError::new(Code::InvalidRequest, e.to_string()))
 }
 
-pub fn lookup(app: &App, name: &str) -> Result<Profile, ApiError> {
+/// A profile by name or alias. The "did you mean" hint names only profiles the caller was
+/// granted, so a listing of what others may run does not leak through typos.
+pub fn lookup(app: &App, grant: &Grant, name: &str) -> Result<Profile, ApiError> {
     let catalog = app.catalog();
     if let Some(p) = catalog.resolve(name) {
         return Ok(p.clone());
     }
-    let names = catalog.names();
+    let names: Vec<String> = catalog
+        .names()
+        .into_iter()
+        .filter(|n| catalog.resolve(n).is_some_and(|p| grant.allows(&p.name)))
+        .collect();
     let hint = crate::profile::nearest(name, &names)
         .map(|n| format!("; did you mean `{n}`?"))
         .unwrap_or_default();
@@ -221,7 +230,7 @@ pub fn lookup(app: &App, name: &str) -> Result<Profile, ApiError> {
     ))
 }
 
-fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
+pub(super) fn ask(req: ExecuteRequest) -> Result<Ask, ApiError> {
     let input = match (req.code, req.files) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
@@ -300,7 +309,7 @@ pub async fn execute(
     let queue_timeout = req.queue_timeout_ms.map_or(app.config.queue_timeout, |ms| {
         Duration::from_millis(ms).min(app.config.queue_timeout)
     });
-    let mut profile = resolve(&app, &req)?;
+    let mut profile = resolve(&app, &ctx.grant, &req)?;
     let ask = ask(req)?;
     security::authorize(&ctx, &mut profile, &ask)?;
     let plan = plan_off_thread(profile, ask, bytes.len()).await?;
@@ -375,9 +384,11 @@ pub struct CheckRequest {
     pub preset: Option<String>,
 }
 
-/// `POST /v1/check`: the pre-flight analysis alone, under a profile's (or a named) preset.
+/// `POST /v1/check`: the pre-flight analysis alone, under a profile's (or a named) preset. A
+/// profile must be granted to the caller, as for execute.
 pub async fn check(
     State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -385,7 +396,9 @@ pub async fn check(
     let req: CheckRequest = parse(&headers, &bytes)?;
     let (policy, language) = match (&req.profile, &req.language) {
         (Some(p), None) => {
-            let p = lookup(&app, p)?.policy;
+            let p = lookup(&app, &ctx.grant, p)?;
+            security::check_granted(&ctx, &p.name)?;
+            let p = p.policy;
             let lang = Language::from_argv(&p.argv).unwrap_or(Language::Shell);
             (p.analysis, lang)
         }
@@ -425,33 +438,46 @@ pub async fn check(
     Ok(Json(report).into_response())
 }
 
-/// `GET /v1/profiles`.
-pub async fn profiles(State(app): State<Arc<App>>) -> Response {
-    Json(app.catalog().summaries()).into_response()
+/// `GET /v1/profiles`: the profiles granted to the caller.
+pub async fn profiles(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
+    let mut list = app.catalog().summaries();
+    list.retain(|s| ctx.grant.allows(&s.name));
+    Json(list).into_response()
 }
 
-/// `GET /v1/profiles/{name}`.
+/// `GET /v1/profiles/{name}`: 404 for a profile not granted to the caller, as for one that does
+/// not exist.
 pub async fn profile(
     State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = lookup(&app, &name)?;
+    let p = lookup(&app, &ctx.grant, &name)?;
     let summary = app
         .catalog()
         .summaries()
         .into_iter()
+        .filter(|s| ctx.grant.allows(&s.name))
         .find(|s| s.name == p.name);
     summary
         .map(|s| Json(s).into_response())
         .ok_or_else(|| ApiError::new(Code::UnknownProfile, format!("no profile named `{name}`")))
 }
 
-/// `GET /v1/runtimes`: profiles with an interpreter, with the interpreter's version.
-pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
+/// `GET /v1/runtimes`: profiles with an interpreter granted to the caller, with the
+/// interpreter's version.
+pub async fn runtimes(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
     let versions = app.versions().await;
     let catalog = app.catalog();
     let list: Vec<_> = catalog
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .map(|p| {
             let version = App::version_of(&versions, &p.name).map(|v| v.to_string());
             json!({

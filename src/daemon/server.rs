@@ -83,6 +83,8 @@ pub fn router(app: Arc<App>) -> Router {
             Arc::clone(&app.security),
             security::layer::middleware,
         ))
+        // Inside `track` too: a panicking request is logged and counted as its 500.
+        .layer(middleware::from_fn(super::panic::catch))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), track))
         .with_state(app)
 }
@@ -158,10 +160,23 @@ async fn track(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
 /// Serve until SIGTERM or SIGINT, then drain.
 pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = Vec::new();
+    // Every address is bound before any is served, so a client that finds one answering (a
+    // readiness probe) finds them all.
+    let mut bound = Vec::new();
     for listen in &app.config.listen {
-        let router = router(Arc::clone(&app));
-        servers.push(serve_one(listen, router, &app.security, stop_rx.clone()).await?);
+        bound.push((listen, bind(listen, &app.security).await?));
+    }
+    let mut servers: Vec<Server> = Vec::new();
+    for (listen, b) in bound {
+        let (router, limits, stop) = (
+            router(Arc::clone(&app)),
+            app.security.config.http,
+            stop_rx.clone(),
+        );
+        servers.push(tokio::spawn(async move {
+            listener::serve(b, router, limits, stop).await;
+            Ok(())
+        }));
         tracing::info!(%listen, "listening");
     }
     let notifier = Notifier::from_env();
@@ -192,15 +207,9 @@ pub async fn run(app: Arc<App>) -> anyhow::Result<()> {
 
 type Server = tokio::task::JoinHandle<std::io::Result<()>>;
 
-/// Bind one address and serve it with the security listener (TLS on TCP when configured,
-/// header and slow-client limits, peer identities).
-async fn serve_one(
-    listen: &Listen,
-    router: Router,
-    security: &Security,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Server> {
-    let limits = security.config.http;
+/// Bind one address for the security listener (TLS on TCP when configured; the Unix socket
+/// with its mode).
+async fn bind(listen: &Listen, security: &Security) -> anyhow::Result<Bound> {
     match listen {
         Listen::Tcp(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
@@ -211,11 +220,7 @@ async fn serve_one(
                 .tls
                 .as_ref()
                 .map(|(_, c)| TlsAcceptor::from(Arc::clone(c)));
-            let bound = Bound::Tcp { listener: l, tls };
-            Ok(tokio::spawn(async move {
-                listener::serve(bound, router, limits, stop).await;
-                Ok(())
-            }))
+            Ok(Bound::Tcp { listener: l, tls })
         }
         Listen::Unix { path, mode } => {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -233,10 +238,7 @@ async fn serve_one(
                 .with_context(|| format!("listen on {listen}"))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
                 .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
-            Ok(tokio::spawn(async move {
-                listener::serve(Bound::Unix(l), router, limits, stop).await;
-                Ok(())
-            }))
+            Ok(Bound::Unix(l))
         }
     }
 }

@@ -52,6 +52,12 @@ pub fn dir(policy: &Policy) -> PathBuf {
     }
 }
 
+/// Whether `path` is one of the guard's own files (written by the service from the profile, not
+/// given by a request). In a prepared rootfs they sit in the work dir among the request's files.
+pub fn is_guard_file(path: &Path, policy: &Policy) -> bool {
+    setup(policy).is_some() && path.starts_with(dir(policy))
+}
+
 /// The guard files and environment for `policy`, or `None` when it asks for no guard. Both guards
 /// are installed whatever the command, so `sh -c 'python3 main.py'` is guarded too.
 pub fn setup(policy: &Policy) -> Option<Setup> {

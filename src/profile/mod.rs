@@ -50,6 +50,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "educational",
         include_str!("../../profiles/educational.toml"),
     ),
+    ("go", include_str!("../../profiles/go.toml")),
     ("java", include_str!("../../profiles/java.toml")),
     ("minimal", include_str!("../../profiles/minimal.toml")),
     ("node", include_str!("../../profiles/node.toml")),
@@ -60,6 +61,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "python_restricted",
         include_str!("../../profiles/python_restricted.toml"),
     ),
+    ("rust", include_str!("../../profiles/rust.toml")),
     ("sh", include_str!("../../profiles/sh.toml")),
     ("strict", include_str!("../../profiles/strict.toml")),
 ];

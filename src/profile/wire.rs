@@ -123,7 +123,8 @@ pub struct LimitsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeccompSection {
-    /// For a syscall outside the allowlist: `kill` (default), `errno` or `log`.
+    /// For a syscall outside the allowlist: `errno` (default: ENOSYS, counted in the verdict),
+    /// `kill` or `log`. The dangerous calls kill whatever this says.
     pub default_action: Option<Spanned<String>>,
     /// Named syscall groups added to the base allowlist. Appends to the parent's.
     pub groups: Vec<Spanned<String>>,

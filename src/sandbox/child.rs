@@ -31,12 +31,15 @@ pub(super) struct Spec<'a> {
     /// Inherited memory to zero: the caller's argv and environment blocks.
     pub scrub: [(usize, usize); 2],
     /// Descriptors for the child: the release pipe (read end), `/dev/null` (becomes 0-2; each
-    /// program gets its own stdio over the protocol), the child's end of the protocol socket.
-    pub fds: [RawFd; 3],
+    /// program gets its own stdio over the protocol), the child's end of the protocol socket,
+    /// and the child's end of the seccomp listener hand-over socket.
+    pub fds: [RawFd; 4],
 }
 
 /// The release pipe in the child (from `stdio` on); closed before the agent is forked.
 const GO_FD: RawFd = CHILD_FD + 1;
+/// The socket the agent sends its seccomp listener on; closed once it has (and by the init).
+const NOTIFY_FD: RawFd = GO_FD + 1;
 
 /// The agent's pid inside the sandbox, out of the way: programs start from pid 2, as a one-shot
 /// payload always has.
@@ -146,6 +149,7 @@ fn setup(spec: &Spec) -> Step<Pid> {
     match step("fork agent", sys::fork())? {
         ForkResult::Child => agent(spec),
         ForkResult::Parent { child } => {
+            step("close", nix::unistd::close(NOTIFY_FD))?;
             // The init keeps no privileges either: it only waits, reaps and forwards.
             step(
                 "drop capabilities (init)",
@@ -214,8 +218,14 @@ fn lock(spec: &Spec) -> Step<landlock::Outcome> {
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         ),
     )?;
-    // Seccomp last: everything above uses syscalls the allowlist refuses.
-    step("seccomp", spec.filters.apply())?;
+    // Seccomp last: everything above uses syscalls the allowlist refuses. The listener goes to
+    // the supervisor, which answers refused calls of every program the agent forks (they all
+    // inherit this filter); the agent keeps no copy of it.
+    step(
+        "seccomp",
+        spec.filters.apply_notifying(sys::borrow_fd(NOTIFY_FD)),
+    )?;
+    step("close", nix::unistd::close(NOTIFY_FD))?;
     Ok(outcome)
 }
 
@@ -269,16 +279,17 @@ fn wait_for_byte(fd: RawFd) -> Step {
     }
 }
 
-/// Put `/dev/null` on 0-2, the protocol socket on 3 and the release pipe on 4; close the rest.
-fn stdio(fds: [RawFd; 3]) -> Step {
-    let [go, null, proto] = fds;
-    let mut moved = [0; 5];
+/// Put `/dev/null` on 0-2, the protocol socket on 3, the release pipe on 4 and the listener
+/// hand-over socket on 5; close the rest.
+fn stdio(fds: [RawFd; 4]) -> Step {
+    let [go, null, proto, notify] = fds;
+    let mut moved = [0; 6];
     // Copy every source above the targets first, so no dup2 clobbers a source not yet moved.
-    for (slot, from) in moved.iter_mut().zip([null, null, null, proto, go]) {
+    for (slot, from) in moved.iter_mut().zip([null, null, null, proto, go, notify]) {
         *slot = step("fcntl(F_DUPFD)", sys::dup_above(from, 64))?;
     }
-    for (from, to) in moved.into_iter().zip([0, 1, 2, CHILD_FD, GO_FD]) {
+    for (from, to) in moved.into_iter().zip([0, 1, 2, CHILD_FD, GO_FD, NOTIFY_FD]) {
         step("dup2", sys::dup2(from, to))?;
     }
-    step("close_range", sys::close_from(GO_FD + 1))
+    step("close_range", sys::close_from(NOTIFY_FD + 1))
 }

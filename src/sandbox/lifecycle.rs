@@ -108,6 +108,9 @@ pub struct Sandbox {
     /// Why no further exec can run (the init is gone or a limit killed the sandbox).
     gone: Option<String>,
     reaped: bool,
+    /// The agent's seccomp listener (it arrives over a hand-over socket before `Ready`): one
+    /// listener for every program, served while an exec runs and while waiting for the agent.
+    notify: seccomp::Notifier,
     /// The release pipe's write end, open for the sandbox's life: the child takes its hang-up
     /// as the supervisor's death (see `child::setup`).
     release: OwnedFd,
@@ -120,6 +123,8 @@ struct ChildFds {
     go: (OwnedFd, OwnedFd),
     null: OwnedFd,
     proto: (OwnedFd, OwnedFd),
+    /// The agent sends its seccomp listener over it (SCM_RIGHTS).
+    notify: (OwnedFd, OwnedFd),
 }
 
 impl ChildFds {
@@ -132,10 +137,12 @@ impl ChildFds {
         )
         .map_err(PrepareError::DevNull)?;
         let proto = sys::seqpacket_pair().map_err(PrepareError::Socket)?;
+        let notify = sys::seqpacket_pair().map_err(PrepareError::Socket)?;
         Ok(ChildFds {
             go: (go.1, go.0),
             null,
             proto,
+            notify,
         })
     }
 }
@@ -156,7 +163,7 @@ impl Sandbox {
             cap_last_cap: caps::last_cap(),
             time_ns: ns::time_namespaces_available(),
             scrub: *SCRUB.get_or_init(sys::arg_env_ranges),
-            fds: [&fds.go.1, &fds.null, &fds.proto.1].map(AsRawFd::as_raw_fd),
+            fds: [&fds.go.1, &fds.null, &fds.proto.1, &fds.notify.1].map(AsRawFd::as_raw_fd),
         };
         // Held until the sandbox is gone (the child closes its inherited copy in its first step).
         let lease = match opts.ids {
@@ -173,8 +180,13 @@ impl Sandbox {
             }
         };
         let ids = lease.ids;
-        let ChildFds { go, null, proto } = fds;
-        drop((go.1, null, proto.1));
+        let ChildFds {
+            go,
+            null,
+            proto,
+            notify,
+        } = fds;
+        drop((go.1, null, proto.1, notify.1));
         let mut sandbox = Sandbox {
             enforced: enforced(shape, prep.filters.instructions(), ids, prep.group.as_ref()),
             shape: shape.clone(),
@@ -185,6 +197,7 @@ impl Sandbox {
             execs: 0,
             gone: None,
             reaped: false,
+            notify: seccomp::Notifier::new(&prep.filters, notify.0),
             release: go.0,
             _ids: lease,
         };
@@ -249,10 +262,17 @@ impl Sandbox {
                 return Err(SandboxError::SetupTimeout);
             }
             let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut pfds = [
+            let mut pfds = vec![
                 PollFd::new(self.proto.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
             ];
+            // The agent's listener arrives before `Ready`; a refused call it (or a program left
+            // running, during `listen`) makes meanwhile is answered here.
+            pfds.extend(
+                self.notify
+                    .poll_fd()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
             match nix::poll::poll(&mut pfds, PollTimeout::from(ms)) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(errno) => {
@@ -265,6 +285,15 @@ impl Sandbox {
             }
             let init_done = pfds[1].revents().is_some_and(|r| !r.is_empty());
             let message = pfds[0].revents().is_some_and(|r| !r.is_empty());
+            let notified = pfds
+                .get(2)
+                .is_some_and(|p| p.revents().is_some_and(|r| !r.is_empty()));
+            drop(pfds);
+            if notified && self.notify.serve() == seccomp::Served::EndRun {
+                // A dangerous call that could not be pinned to a process: end the sandbox (the
+                // init's end is reported on the next round).
+                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            }
             if init_done && !message {
                 return Err(self.init_ended());
             }
@@ -302,9 +331,6 @@ impl Sandbox {
             return refused(SandboxError::Gone(why.clone()).to_string());
         }
         let cpu_base = self.cpu_base();
-        let kmsg = (self.shape.seccomp.default_action == SeccompDefault::Kill)
-            .then(seccomp::KmsgWatch::open)
-            .flatten();
         let pipes = match self.hand_over(exec) {
             Ok(pipes) => pipes,
             Err(e) => return refused(e.to_string()),
@@ -316,7 +342,7 @@ impl Sandbox {
             proto: self.proto.as_fd(),
             group: self.group.as_ref(),
             started: Instant::now(),
-            kmsg,
+            notify: &mut self.notify,
             end_on_exit: last,
             cpu_base,
         }

@@ -9,8 +9,7 @@ use super::protocol::{self, Exit};
 use super::supervise::CpuBase;
 use crate::cgroup::RunGroup;
 use crate::policy::Limits;
-use crate::seccomp;
-use crate::verdict::{CpuTime, SeccompViolation, Status, Stream, Verdict};
+use crate::verdict::{CpuTime, SeccompDenied, SeccompViolation, Status, Stream, Verdict};
 
 #[derive(Default)]
 pub(super) struct Capture {
@@ -29,7 +28,10 @@ pub(super) struct Outcome {
     pub(super) stdout: Capture,
     pub(super) stderr: Capture,
     pub(super) wall: Duration,
-    pub(super) seccomp_nr: Option<i64>,
+    /// The first dangerous call during this exec (its caller was killed).
+    pub(super) seccomp_violation: Option<SeccompViolation>,
+    /// Refused calls answered with an errno during this exec.
+    pub(super) seccomp_denied: Vec<SeccompDenied>,
     pub(super) cancelled: bool,
     /// The init is gone: the sandbox cannot run anything more.
     pub(super) init_gone: bool,
@@ -55,7 +57,8 @@ impl Outcome {
             stdout: open(),
             stderr: open(),
             wall: Duration::ZERO,
-            seccomp_nr: None,
+            seccomp_violation: None,
+            seccomp_denied: Vec::new(),
             cancelled: false,
             init_gone: false,
         }
@@ -97,6 +100,9 @@ impl Outcome {
             Status::Oom
         } else if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = self.killed_for {
             why
+        } else if self.seccomp_violation.is_some() {
+            // A dangerous call anywhere in the tree, even if the top process went on and exited.
+            Status::SeccompViolation
         } else if let Some(e) = exit {
             match (e.code, e.signal) {
                 (_, Some(libc::SIGSYS)) => Status::SeccompViolation,
@@ -141,12 +147,11 @@ impl Outcome {
                 .map(|e| CpuTime::from_micros(e.user_us, e.sys_us))
                 .unwrap_or_default(),
         };
-        let seccomp_violation = (status == Status::SeccompViolation).then(|| SeccompViolation {
-            syscall: self
-                .seccomp_nr
-                .and_then(seccomp::syscall_name)
-                .map(str::to_string),
-            nr: self.seccomp_nr,
+        let seccomp_violation = (status == Status::SeccompViolation).then(|| {
+            self.seccomp_violation.unwrap_or(SeccompViolation {
+                syscall: None,
+                nr: None,
+            })
         });
         Verdict {
             status,
@@ -166,6 +171,7 @@ impl Outcome {
             enforced: Default::default(),
             policy: None,
             seccomp_violation,
+            seccomp_denied: self.seccomp_denied,
             message,
             compile: None,
         }

@@ -65,7 +65,9 @@ pub(super) struct Supervisor<'a> {
     pub group: Option<&'a RunGroup>,
     /// Hand-over: the wall clock of this exec starts here.
     pub started: Instant,
-    pub kmsg: Option<seccomp::KmsgWatch>,
+    /// The sandbox's seccomp listener: answers refused syscalls, kills the callers of dangerous
+    /// ones. Owned by the sandbox; this exec's counts are taken from it at the end.
+    pub notify: &'a mut seccomp::Notifier,
     /// Kill the sandbox as soon as the program has exited (`run`: what it left behind dies now,
     /// as when the init used to exit with its one payload).
     pub end_on_exit: bool,
@@ -98,14 +100,13 @@ struct Io<'a> {
     buf: Vec<u8>,
 }
 
-/// Where the exec is: its end (program exited, or the init is gone), the program's host pid (for
-/// the seccomp audit record), and how many interrupts we received.
+/// Where the exec is: its end (program exited, or the init is gone), the program, and how many
+/// interrupts we received.
 #[derive(Default)]
 struct Progress {
     ended: Option<Instant>,
     /// The program's pid inside the sandbox and its pidfd, once the agent said `Started`.
     program: Option<(i32, OwnedFd)>,
-    payload_pid: Option<i32>,
     /// Exits the init reported before `Started` arrived (one may be the program's).
     early: Vec<Exit>,
     interrupts: u32,
@@ -126,7 +127,8 @@ const SIGNALS: usize = 7;
 const CANCEL: usize = 8;
 const ECHO_OUT: usize = 9;
 const ECHO_ERR: usize = 10;
-const SLOTS: usize = 11;
+const NOTIFY: usize = 11;
+const SLOTS: usize = 12;
 
 impl<'a> Supervisor<'a> {
     /// Supervise until the program has exited (or the init is gone) and its pipes are drained.
@@ -160,6 +162,7 @@ impl<'a> Supervisor<'a> {
         for queue in &mut io.queues {
             queue.finish();
         }
+        (out.seccomp_violation, out.seccomp_denied) = self.notify.take_counts();
         out
     }
 
@@ -187,12 +190,6 @@ impl<'a> Supervisor<'a> {
         }
         if let Some(sigs) = io.signals.take() {
             restore_signals(sigs);
-        }
-        if out.exit.is_some_and(|e| e.signal == Some(libc::SIGSYS)) {
-            out.seccomp_nr = self
-                .kmsg
-                .as_mut()
-                .and_then(|k| k.find_kill(run.payload_pid));
         }
     }
 
@@ -264,6 +261,7 @@ impl<'a> Supervisor<'a> {
             io.queues[1]
                 .wants_output()
                 .map(|fd| (fd, PollFlags::POLLOUT)),
+            self.notify.poll_fd().map(|fd| (fd, PollFlags::POLLIN)),
         ];
         let mut pfds: Vec<PollFd> = Vec::with_capacity(SLOTS);
         let mut index = [usize::MAX; SLOTS];
@@ -332,6 +330,9 @@ impl<'a> Supervisor<'a> {
             out.cancelled = true;
             self.kill(out, Status::Signaled);
         }
+        if ready[NOTIFY] && self.notify.serve() == seccomp::Served::EndRun {
+            self.kill(out, Status::SeccompViolation);
+        }
         if ready[PIDFD] {
             self.reap_init(io, out, run);
         }
@@ -362,7 +363,6 @@ impl<'a> Supervisor<'a> {
             Up::SetupFailed(e) => out.setup_error = Some(e),
             Up::Started { pid } => {
                 let Some(pidfd) = fds.pop() else { return };
-                run.payload_pid = sys::pidfd_pid(pidfd.as_fd());
                 run.program = Some((pid, pidfd));
                 if let Some(exit) = run.early.iter().find(|e| e.pid == pid).copied() {
                     self.finish(exit, io, out, run);

@@ -157,3 +157,107 @@ fn attach_cost_by_layout_and_size() {
         report(&format!("linear: {n} unused numbers"), &prog);
     }
 }
+
+/// Nanoseconds per call of `call` over `n` iterations.
+fn per_call(n: u32, call: impl Fn()) -> u64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        call();
+    }
+    t.elapsed().as_nanos() as u64 / u64::from(n)
+}
+
+#[test]
+#[ignore = "measurement, prints numbers; run with --ignored --nocapture"]
+fn denied_call_round_trip_and_listener_set_up() {
+    // syncfs(-1) is not in the allowlist (ENOSYS from the supervisor); getppid is.
+    let syncfs = || {
+        // SAFETY: raw call with an integer argument.
+        unsafe { libc::syscall(libc::SYS_syncfs, -1) };
+    };
+    let getppid = || {
+        // SAFETY: raw call without arguments.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    };
+    eprintln!(
+        "unfiltered syncfs(-1) (EBADF from the kernel): {} ns",
+        per_call(CALLS, syncfs)
+    );
+    let f = compile(&SeccompPolicy::default(), NetworkMode::None).unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    const DENIED: u32 = 20_000;
+    let (status, notifier) = super::child_tests::in_served_child(&f, || {
+        let out = [per_call(DENIED, syncfs), per_call(CALLS, getppid)];
+        // SAFETY: writes 16 bytes from a live stack array to our pipe.
+        unsafe { libc::write(fds[1], out.as_ptr().cast(), 16) };
+        0
+    });
+    let mut buf = [0u64; 2];
+    // SAFETY: reads into a live 16-byte buffer and closes our descriptors.
+    unsafe {
+        libc::close(fds[1]);
+        assert_eq!(libc::read(fds[0], buf.as_mut_ptr().cast(), 16), 16);
+        libc::close(fds[0]);
+    }
+    assert_eq!(status, 0);
+    assert_eq!(notifier.denied()[0].count, u64::from(DENIED));
+    eprintln!(
+        "denied call answered by the supervisor (notify round trip): {} ns; allowed getppid: {} ns",
+        buf[0], buf[1]
+    );
+    // Set-up on the cold path: attach with a listener and hand it over (sendmsg), in the child.
+    let mut samples: Vec<u64> = (0..SAMPLES).map(|_| notifying_attach(&f)).collect();
+    samples.sort_unstable();
+    let (plain_attach, _) = median(f.program(), 0);
+    eprintln!(
+        "attach with listener + hand-over: {} ns (median); plain attach of the same program: {plain_attach} ns",
+        samples[SAMPLES / 2]
+    );
+}
+
+/// Nanoseconds `Filters::apply_notifying` takes in a fresh child (attach + `SCM_RIGHTS` send).
+fn notifying_attach(f: &Filters) -> u64 {
+    use std::os::fd::AsFd;
+
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("socketpair");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: the child only makes raw calls (apply_notifying does not allocate), then exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let t = Instant::now();
+        let ok = f.apply_notifying(theirs.as_fd()).is_ok();
+        let ns = if ok { t.elapsed().as_nanos() as u64 } else { 0 };
+        // SAFETY: writes 8 bytes from a live stack value to our pipe, then exits.
+        unsafe {
+            libc::write(fds[1], (&ns as *const u64).cast(), 8);
+            libc::_exit(0);
+        }
+    }
+    drop(theirs);
+    let mut ns = 0u64;
+    // SAFETY: reads into a live u64, reaps our child, closes our descriptors.
+    unsafe {
+        libc::close(fds[1]);
+        assert_eq!(libc::read(fds[0], (&mut ns as *mut u64).cast(), 8), 8);
+        libc::close(fds[0]);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    assert!(
+        crate::sys::recv_fd(ours.as_fd())
+            .expect("recvmsg")
+            .is_some()
+    );
+    assert!(ns > 0, "apply_notifying failed");
+    ns
+}

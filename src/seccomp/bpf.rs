@@ -45,6 +45,13 @@ pub(crate) enum Leaf {
         hit: u32,
         miss: u32,
     },
+    /// Some alternative whose every `(arg, value)` pair matches (low 32 bits) → `hit`, otherwise
+    /// `miss`: `socket(AF_NETLINK, _, NETLINK_ROUTE)` next to plain families.
+    AnyOf {
+        alts: Vec<Vec<(u32, u32)>>,
+        hit: u32,
+        miss: u32,
+    },
     /// The low 32 bits of argument `arg` share no bit with `mask` → `clear`, otherwise `set`.
     ArgMaskClear {
         arg: u32,
@@ -154,6 +161,24 @@ fn leaf_code(leaf: &Leaf) -> Vec<sock_filter> {
             }
             out.push(stmt(BPF_RET_K, miss));
             out.push(stmt(BPF_RET_K, hit));
+            out
+        }
+        Leaf::AnyOf {
+            ref alts,
+            hit,
+            miss,
+        } => {
+            let mut out = Vec::new();
+            for alt in alts {
+                for (i, &(arg, value)) in alt.iter().enumerate() {
+                    // A mismatch skips the rest of this alternative: its loads, compares, `ret`.
+                    let rest = u8::try_from(2 * (alt.len() - i - 1) + 1).unwrap_or(u8::MAX);
+                    out.push(stmt(BPF_LD_W_ABS, OFF_ARGS + 8 * arg));
+                    out.push(jump(BPF_JMP_JEQ_K, value, 0, rest));
+                }
+                out.push(stmt(BPF_RET_K, hit));
+            }
+            out.push(stmt(BPF_RET_K, miss));
             out
         }
         Leaf::ArgMaskClear {
@@ -270,6 +295,27 @@ mod tests {
         assert_eq!(with(0x541C), KILL);
         assert_eq!(with(0x1_0000_5412), KILL, "high bits set");
         assert_eq!(with(0x541B), ALLOW);
+    }
+
+    #[test]
+    fn any_of_needs_every_pair_of_one_alternative() {
+        let mut rules = BTreeMap::new();
+        let alts = vec![vec![(0, 1)], vec![(0, 16), (2, 0)]];
+        rules.insert(
+            41,
+            Leaf::AnyOf {
+                alts,
+                hit: ALLOW,
+                miss: KILL,
+            },
+        );
+        let prog = assemble(&rules, KILL, KILL);
+        let with = |a: u64, c: u64| run(&prog, AUDIT_ARCH_X86_64, 41, [a, 3, c, 0, 0, 0]);
+        assert_eq!(with(1, 9), ALLOW);
+        assert_eq!(with(16, 0), ALLOW);
+        assert_eq!(with(16 | 1 << 32, 1 << 32), ALLOW, "low words only");
+        assert_eq!(with(16, 9), KILL);
+        assert_eq!(with(2, 0), KILL);
     }
 
     #[test]

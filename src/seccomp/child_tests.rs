@@ -1,5 +1,6 @@
 //! Irreversible in-process tests: each one forks, installs a filter in the child, tries system
-//! calls and reports through a pipe or its exit status.
+//! calls and reports through a pipe or its exit status. The payload filter sends refused calls
+//! to a listener, so the parent serves it with the real [`Notifier`] while the child runs.
 //!
 //! The test harness is multi-threaded, so a forked child may inherit locked malloc or stdio
 //! locks: children only make raw system calls on memory prepared before `fork`, then `_exit`.
@@ -9,7 +10,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, FromRawFd};
 
 use super::*;
 
@@ -50,6 +51,73 @@ fn in_child(body: impl FnOnce() -> i32) -> (i32, i32) {
     (pid, status)
 }
 
+/// Fork; the child installs `filters` with its listener handed to us, runs `body` and exits
+/// with its result, while we serve the listener. Returns the child's raw wait status and the
+/// notifier (its counts and violation).
+pub(super) fn in_served_child(filters: &Filters, body: impl FnOnce() -> i32) -> (i32, Notifier) {
+    in_served_child_with(filters, || {}, body)
+}
+
+/// [`in_served_child`] with `before` run in the child before the filter is installed.
+fn in_served_child_with(
+    filters: &Filters,
+    before: impl FnOnce(),
+    body: impl FnOnce() -> i32,
+) -> (i32, Notifier) {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("socketpair");
+    // SAFETY: as in `in_child`; the child makes raw calls only (apply_notifying allocates
+    // nothing), then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        before();
+        let code = match filters.apply_notifying(theirs.as_fd()) {
+            Ok(()) => {
+                drop(theirs);
+                body()
+            }
+            Err(_) => 100,
+        };
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(theirs);
+    let mut notifier = Notifier::new(filters, ours);
+    let status = serve_until_exit(pid, &mut notifier);
+    (status, notifier)
+}
+
+/// Serve `notifier` until child `pid` has exited; its raw wait status.
+fn serve_until_exit(pid: i32, notifier: &mut Notifier) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: polls our own child; `status` is a valid out pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(rc >= 0, "waitpid: {}", io::Error::last_os_error());
+        if rc == pid {
+            return status;
+        }
+        let ready = notifier.poll_fd().is_some_and(|fd| {
+            let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u8)).unwrap_or(0) > 0
+        });
+        if ready && notifier.serve() == Served::EndRun {
+            // SAFETY: kills our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if notifier.poll_fd().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
 fn read_all(fd: i32) -> Vec<u8> {
     // SAFETY: `fd` is the read end of a pipe this test owns; File takes over closing it.
     let mut file = unsafe { File::from_raw_fd(fd) };
@@ -71,13 +139,10 @@ fn signaled(status: i32) -> Option<i32> {
     libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status))
 }
 
-/// Apply `filters` in a child, run every probe, return their results.
-fn probe(filters: &Filters, probes: &[(&str, Call)]) -> Vec<i64> {
+/// Apply `filters` in a served child, run every probe, return their results and the notifier.
+fn probe(filters: &Filters, probes: &[(&str, Call)]) -> (Vec<i64>, Notifier) {
     let (r, w) = pipe();
-    let (_, status) = in_child(|| {
-        if filters.apply().is_err() {
-            return 100;
-        }
+    let (status, notifier) = in_served_child(filters, || {
         for (_, call) in probes {
             let v = call().to_ne_bytes();
             // SAFETY: writes 8 bytes from a live stack buffer to our pipe.
@@ -91,9 +156,10 @@ fn probe(filters: &Filters, probes: &[(&str, Call)]) -> Vec<i64> {
     let bytes = read_all(r);
     assert_eq!(exited(status), Some(0), "probe child status {status:#x}");
     let chunks = bytes.chunks_exact(8);
-    chunks
+    let got = chunks
         .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")))
-        .collect()
+        .collect();
+    (got, notifier)
 }
 
 fn compiled(default_action: SeccompDefault, network: NetworkMode) -> Filters {
@@ -192,9 +258,6 @@ mod calls {
     pub fn socket_unix() -> i64 {
         socket_of(libc::AF_UNIX.into(), libc::SOCK_STREAM.into())
     }
-    pub fn socket_netlink() -> i64 {
-        socket_of(libc::AF_NETLINK.into(), libc::SOCK_RAW.into())
-    }
     pub fn socketpair_inet() -> i64 {
         let mut fds = [0i32; 2];
         let (domain, kind) = (libc::AF_INET, libc::SOCK_STREAM);
@@ -208,6 +271,9 @@ mod calls {
     }
     pub fn ioctl_tioclinux() -> i64 {
         raw(unsafe { syscall(SYS_ioctl, -1, libc::TIOCLINUX, NULL) })
+    }
+    pub fn ioctl_tiocsetd() -> i64 {
+        raw(unsafe { syscall(SYS_ioctl, -1, libc::TIOCSETD, NULL) })
     }
     pub fn ioctl_fionread() -> i64 {
         raw(unsafe { syscall(SYS_ioctl, -1, libc::FIONREAD, NULL) })
@@ -227,6 +293,41 @@ mod calls {
     pub fn getpriority() -> i64 {
         raw(unsafe { syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0) })
     }
+    pub fn syncfs_bad_fd() -> i64 {
+        raw(unsafe { syscall(libc::SYS_syncfs, -1) })
+    }
+    /// A number no kernel assigns (yet): new syscalls must fail the way old kernels fail them.
+    pub fn unknown_1000() -> i64 {
+        raw(unsafe { syscall(1000) })
+    }
+    pub fn clock_settime() -> i64 {
+        raw(unsafe { syscall(libc::SYS_clock_settime, libc::CLOCK_REALTIME, NULL) })
+    }
+    pub fn netlink_route() -> i64 {
+        let fd = raw(unsafe { syscall(SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0) });
+        if fd >= 0 {
+            unsafe { libc::close(i32::try_from(fd).unwrap_or(-1)) };
+        }
+        fd
+    }
+    pub fn netlink_audit() -> i64 {
+        raw(unsafe { syscall(SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 9) })
+    }
+    /// MPOL_DEFAULT for the calling thread (OpenBLAS does this at import).
+    pub fn set_mempolicy() -> i64 {
+        raw(unsafe { syscall(libc::SYS_set_mempolicy, 0, NULL, 0) })
+    }
+    pub fn memfd_create() -> i64 {
+        let fd = raw(unsafe { syscall(libc::SYS_memfd_create, c"probe".as_ptr(), 0) });
+        if fd >= 0 {
+            unsafe { libc::close(i32::try_from(fd).unwrap_or(-1)) };
+        }
+        fd
+    }
+    /// Lower our own priority (nice +1): allowed; raising it needs CAP_SYS_NICE.
+    pub fn setpriority_lower() -> i64 {
+        raw(unsafe { syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, 1) })
+    }
     pub fn getpid() -> i64 {
         raw(unsafe { syscall(libc::SYS_getpid) })
     }
@@ -240,13 +341,14 @@ mod calls {
 
 const EPERM: i64 = -(libc::EPERM as i64);
 const ENOSYS: i64 = -(libc::ENOSYS as i64);
+const EAFNOSUPPORT: i64 = -(libc::EAFNOSUPPORT as i64);
 
 /// `(name, call, expected)`; `OK` means any non-negative result.
 const OK: i64 = i64::MAX;
 
-fn check(filters: &Filters, cases: &[(&str, Call, i64)]) {
+fn check(filters: &Filters, cases: &[(&str, Call, i64)]) -> Notifier {
     let probes: Vec<(&str, Call)> = cases.iter().map(|&(n, c, _)| (n, c)).collect();
-    let got = probe(filters, &probes);
+    let (got, notifier) = probe(filters, &probes);
     assert_eq!(got.len(), cases.len(), "every probe reported");
     let wrong: Vec<String> = cases
         .iter()
@@ -255,58 +357,118 @@ fn check(filters: &Filters, cases: &[(&str, Call, i64)]) {
         .map(|(&(name, _, want), got)| format!("{name}: got {got}, want {want}"))
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
+    notifier
+}
+
+/// `(syscall name, count)` of the notifier's denied list.
+fn denied(n: &Notifier) -> Vec<(String, u64)> {
+    n.denied()
+        .into_iter()
+        .map(|d| (d.syscall.unwrap_or_else(|| "?".into()), d.count))
+        .collect()
 }
 
 #[test]
-fn errno_mode_refuses_the_escape_calls() {
+fn errno_mode_refuses_politely_and_counts() {
     use calls::*;
     let f = compiled(SeccompDefault::Errno, NetworkMode::None);
-    check(
+    let n = check(
         &f,
         &[
-            ("mount", mount, EPERM),
-            ("unshare(CLONE_NEWUSER)", unshare_user, EPERM),
-            ("setns", setns, EPERM),
-            ("ptrace", ptrace, EPERM),
-            ("keyctl", keyctl, EPERM),
-            ("bpf", bpf, EPERM),
-            ("perf_event_open", perf_event_open, EPERM),
-            ("userfaultfd", userfaultfd, EPERM),
-            ("open_by_handle_at", open_by_handle_at, EPERM),
             ("io_uring_setup", io_uring_setup, ENOSYS),
             ("clone3", clone3, ENOSYS),
-            ("clone(CLONE_NEWUSER)", clone_newuser, EPERM),
             ("fork via clone", fork, 0),
-            ("socket(AF_INET)", socket_inet, EPERM),
-            ("socket(AF_INET6)", socket_inet6, EPERM),
-            ("socket(AF_INET | 1<<32)", socket_inet_high_bits, EPERM),
+            ("socket(AF_INET)", socket_inet, EAFNOSUPPORT),
+            ("socket(AF_INET6)", socket_inet6, EAFNOSUPPORT),
+            (
+                "socket(AF_INET | 1<<32)",
+                socket_inet_high_bits,
+                EAFNOSUPPORT,
+            ),
             ("socket(AF_UNIX)", socket_unix, OK),
-            ("socket(AF_NETLINK)", socket_netlink, EPERM),
-            ("socketpair(AF_INET)", socketpair_inet, EPERM),
-            ("ioctl(TIOCSTI)", ioctl_tiocsti, EPERM),
-            ("ioctl(TIOCSTI | 1<<32)", ioctl_tiocsti_high_bits, EPERM),
-            ("ioctl(TIOCLINUX)", ioctl_tioclinux, EPERM),
+            ("socket(AF_NETLINK, NETLINK_ROUTE)", netlink_route, OK),
+            (
+                "socket(AF_NETLINK, NETLINK_AUDIT)",
+                netlink_audit,
+                EAFNOSUPPORT,
+            ),
+            ("socketpair(AF_INET)", socketpair_inet, EAFNOSUPPORT),
             (
                 "ioctl(-1, FIONREAD) passes to the kernel",
                 ioctl_fionread,
                 -9,
             ),
-            (
-                "personality(READ_IMPLIES_EXEC)",
-                personality_read_implies_exec,
-                EPERM,
-            ),
-            (
-                "personality(ADDR_NO_RANDOMIZE)",
-                personality_addr_no_randomize,
-                EPERM,
-            ),
             ("personality(0xffffffff)", personality_query, OK),
-            ("x32 getpid", x32_getpid, EPERM),
-            ("getpriority (not listed)", getpriority, EPERM),
+            ("syncfs (not listed)", syncfs_bad_fd, ENOSYS),
+            ("syscall 1000 (unknown)", unknown_1000, ENOSYS),
+            ("clock_settime", clock_settime, EPERM),
+            ("set_mempolicy", set_mempolicy, OK),
+            ("memfd_create", memfd_create, OK),
+            ("setpriority(+1)", setpriority_lower, OK),
+            ("getpriority", getpriority, OK),
             ("getpid", getpid, OK),
         ],
     );
+    assert_eq!(n.violation(), None);
+    assert_eq!(
+        denied(&n),
+        [
+            ("socket".into(), 4),
+            ("socketpair".into(), 1),
+            ("clock_settime".into(), 1),
+            ("syncfs".into(), 1),
+            ("?".into(), 1),
+        ],
+        "by number; clone3 and io_uring are answered in the filter and not counted"
+    );
+    let unknown = n.denied().into_iter().find(|d| d.nr == Some(1000)).unwrap();
+    assert_eq!((unknown.syscall, unknown.errno.as_str()), (None, "ENOSYS"));
+}
+
+/// Run `call` in a served child under `mode`: it must be killed and named.
+fn killed_and_named(mode: SeccompDefault, call: Call) -> Option<String> {
+    let f = compiled(mode, NetworkMode::None);
+    let (status, n) = in_served_child(&f, || {
+        call();
+        0
+    });
+    assert_eq!(signaled(status), Some(libc::SIGKILL), "status {status:#x}");
+    n.violation().expect("violation recorded").syscall
+}
+
+#[test]
+fn dangerous_calls_kill_in_every_mode_and_are_named() {
+    use calls::*;
+    let cases: [(&str, Call); 17] = [
+        ("mount", mount),
+        ("unshare", unshare_user),
+        ("setns", setns),
+        ("ptrace", ptrace),
+        ("keyctl", keyctl),
+        ("bpf", bpf),
+        ("perf_event_open", perf_event_open),
+        ("userfaultfd", userfaultfd),
+        ("open_by_handle_at", open_by_handle_at),
+        ("clone", clone_newuser),
+        ("ioctl", ioctl_tiocsti),
+        ("ioctl", ioctl_tiocsti_high_bits),
+        ("ioctl", ioctl_tioclinux),
+        ("ioctl", ioctl_tiocsetd),
+        ("personality", personality_read_implies_exec),
+        ("personality", personality_addr_no_randomize),
+        ("x32", x32_getpid),
+    ];
+    for mode in [
+        SeccompDefault::Errno,
+        SeccompDefault::Log,
+        SeccompDefault::Kill,
+    ] {
+        for (name, call) in cases {
+            let got = killed_and_named(mode, call);
+            let want = (name != "x32").then(|| name.to_string());
+            assert_eq!(got, want, "{mode:?}");
+        }
+    }
 }
 
 #[test]
@@ -319,110 +481,102 @@ fn loopback_mode_allows_inet_sockets_only() {
             ("socket(AF_INET)", socket_inet, OK),
             ("socket(AF_INET6)", socket_inet6, OK),
             ("socket(AF_UNIX)", socket_unix, OK),
-            ("socket(AF_NETLINK)", socket_netlink, EPERM),
-            ("socketpair(AF_INET)", socketpair_inet, EPERM),
+            (
+                "socket(AF_NETLINK, NETLINK_AUDIT)",
+                netlink_audit,
+                EAFNOSUPPORT,
+            ),
+            ("socketpair(AF_INET)", socketpair_inet, EAFNOSUPPORT),
         ],
     );
 }
 
 #[test]
-fn log_mode_allows_unlisted_calls_but_not_the_hard_rules() {
+fn log_mode_allows_unlisted_calls() {
     use calls::*;
     let f = compiled(SeccompDefault::Log, NetworkMode::None);
-    check(
+    let n = check(
         &f,
         &[
-            ("getpriority (logged)", getpriority, OK),
-            ("unshare(CLONE_NEWUSER)", unshare_user, EPERM),
-            ("socket(AF_INET)", socket_inet, EPERM),
+            ("syncfs(-1) reaches the kernel", syncfs_bad_fd, -9),
+            ("socket(AF_INET)", socket_inet, EAFNOSUPPORT),
             ("clone3", clone3, ENOSYS),
         ],
     );
+    assert_eq!(denied(&n), [("socket".into(), 1)]);
 }
 
 #[test]
-fn int80_i386_calls_are_refused() {
+fn kill_mode_kills_unlisted_calls_but_refuses_sockets_politely() {
+    use calls::*;
+    assert_eq!(
+        killed_and_named(SeccompDefault::Kill, syncfs_bad_fd),
+        Some("syncfs".into())
+    );
+    let f = compiled(SeccompDefault::Kill, NetworkMode::None);
+    check(
+        &f,
+        &[
+            ("socket(AF_INET)", socket_inet, EAFNOSUPPORT),
+            ("clone3", clone3, ENOSYS),
+            ("io_uring_setup", io_uring_setup, ENOSYS),
+        ],
+    );
+}
+
+#[test]
+fn int80_i386_calls_are_killed() {
     let f = compiled(SeccompDefault::Errno, NetworkMode::None);
-    let (_, status) = in_child(|| {
-        if f.apply().is_err() {
-            return 100;
-        }
-        i32::from(calls::int80_getpid() != EPERM)
-    });
+    let (status, n) = in_served_child(&f, || i32::from(calls::int80_getpid() >= 0));
     // A kernel booted with ia32_emulation=0 answers int 0x80 with SIGSEGV before seccomp runs.
     if signaled(status) == Some(libc::SIGSEGV) {
         eprintln!("int 0x80 unavailable on this kernel (ia32 emulation off): nothing to filter");
         return;
     }
-    assert_eq!(
-        exited(status),
-        Some(0),
-        "int 0x80 getpid was not refused with EPERM"
-    );
+    assert_eq!(signaled(status), Some(libc::SIGKILL), "status {status:#x}");
+    let v = n.violation().expect("violation");
+    assert_eq!((v.syscall, v.nr), (None, Some(20)));
 }
 
-/// Kill mode: the child dies with SIGSYS, and the kernel log names the call.
-fn dies_with_sigsys(call: Call) -> i32 {
-    let f = compiled(SeccompDefault::Kill, NetworkMode::None);
-    let (pid, status) = in_child(|| {
-        if f.apply().is_err() {
+#[test]
+fn without_a_supervisor_refused_and_dangerous_calls_fail_with_enosys() {
+    // The listener is closed at once: the kernel then fails every notified call with ENOSYS,
+    // so a dangerous call still never runs (the sandbox also dies with its supervisor).
+    use calls::*;
+    let f = compiled(SeccompDefault::Errno, NetworkMode::None);
+    let (r, w) = pipe();
+    let (_, status) = in_child(|| {
+        let Ok((keep, gone)) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::empty(),
+        ) else {
+            return 99;
+        };
+        if f.apply_notifying(gone.as_fd()).is_err() {
             return 100;
         }
-        call();
+        // Receiving end closed with the listener still queued: the filter's only listener
+        // is freed with it.
+        drop(keep);
+        drop(gone);
+        for call in [mount, ptrace, socket_inet, unshare_user] {
+            let v = call().to_ne_bytes();
+            // SAFETY: writes 8 bytes from a live stack buffer to our pipe.
+            if unsafe { libc::write(w, v.as_ptr().cast(), v.len()) } != 8 {
+                return 101;
+            }
+        }
         0
     });
-    assert_eq!(signaled(status), Some(libc::SIGSYS), "status {status:#x}");
-    pid
-}
-
-#[test]
-fn kill_mode_kills_with_sigsys() {
-    dies_with_sigsys(calls::x32_getpid);
-    dies_with_sigsys(calls::clone_newuser);
-    dies_with_sigsys(calls::socket_inet);
-    dies_with_sigsys(calls::ioctl_tiocsti_high_bits);
-    // clone3 and io_uring are ENOSYS even in kill mode, so libc falls back instead of dying.
-    let f = compiled(SeccompDefault::Kill, NetworkMode::None);
-    let (_, status) = in_child(|| {
-        if f.apply().is_err() {
-            return 100;
-        }
-        i32::from(calls::clone3() != ENOSYS || calls::io_uring_setup() != ENOSYS)
-    });
-    assert_eq!(
-        exited(status),
-        Some(0),
-        "clone3/io_uring_setup not ENOSYS in kill mode"
-    );
-}
-
-#[test]
-fn kmsg_names_the_killing_syscall() {
-    let logged = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_logged")
-        .is_ok_and(|s| s.split_whitespace().any(|a| a == "kill_process"));
-    let Some(mut watch) = KmsgWatch::open().filter(|_| logged) else {
-        eprintln!("/dev/kmsg unreadable or kill_process not logged: skipping");
-        return;
-    };
-    // The records go through printk_ratelimit() (10 per 5 s, kernel-wide): when other tests
-    // just spent the burst, the next window brings ours.
-    let mut found = None;
-    for _ in 0..3 {
-        let pid = dies_with_sigsys(calls::getpriority);
-        let start = std::time::Instant::now();
-        if let Some(nr) = watch.find_kill(Some(pid)) {
-            eprintln!("kmsg record found after {:?}", start.elapsed());
-            found = Some((pid, nr));
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_secs(5));
-    }
-    let (pid, nr) = found.expect("no audit record for three seccomp kills in 15 s");
-    assert_eq!(nr, libc::SYS_getpriority);
-    assert_eq!(syscall_name(nr), Some("getpriority"));
-    // Nothing else was killed since: a second look finds nothing (and gives up quickly).
-    let wait = std::time::Duration::from_millis(20);
-    assert_eq!(watch.find_kill_within(Some(pid), wait), None);
+    close(w);
+    let got: Vec<i64> = read_all(r)
+        .chunks_exact(8)
+        .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    assert_eq!(exited(status), Some(0), "status {status:#x}");
+    assert_eq!(got, [ENOSYS; 4]);
 }
 
 #[test]
@@ -484,9 +638,10 @@ fn init_filter_waits_reaps_and_reports_then_kills_anything_else() {
     );
 }
 
-/// Run `argv` under the kill-mode default filter and return (exit code, output).
+/// Run `argv` under the default filter, served, and return (exit code, output). Any denied call
+/// or violation fails the test: the workloads need none.
 fn run_under_filter(argv: &[&str]) -> (Option<i32>, String) {
-    let f = compiled(SeccompDefault::Kill, NetworkMode::None);
+    let f = compiled(SeccompDefault::Errno, NetworkMode::None);
     let cstr = |s: &str| CString::new(s).expect("no NUL");
     let args: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let env: Vec<CString> = ["PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"]
@@ -497,21 +652,20 @@ fn run_under_filter(argv: &[&str]) -> (Option<i32>, String) {
     argp.push(std::ptr::null());
     envp.push(std::ptr::null());
     let (r, w) = pipe();
-    let (_, status) = in_child(|| {
-        // SAFETY: dup2 onto stdout/stderr, then execve with NULL-terminated arrays of C strings
-        // built before the fork.
-        unsafe {
-            libc::dup2(w, 1);
-            libc::dup2(w, 2);
-            if f.apply().is_err() {
-                return 100;
-            }
-            libc::execve(argp[0], argp.as_ptr(), envp.as_ptr());
-        }
+    // SAFETY: dup2 onto stdout/stderr before the filter, so the output reaches our pipe.
+    let redirect = || unsafe {
+        libc::dup2(w, 1);
+        libc::dup2(w, 2);
+    };
+    let (status, n) = in_served_child_with(&f, redirect, || {
+        // SAFETY: execve with NULL-terminated arrays of C strings built before the fork.
+        unsafe { libc::execve(argp[0], argp.as_ptr(), envp.as_ptr()) };
         127
     });
     close(w);
     let out = String::from_utf8_lossy(&read_all(r)).into_owned();
+    assert_eq!(n.violation(), None, "{out}");
+    assert_eq!(n.denied(), [], "{out}");
     if let Some(sig) = signaled(status) {
         return (Some(128 + sig), out);
     }

@@ -1,19 +1,24 @@
 //! Seccomp-BPF (`seccomp(2)`, `SECCOMP_SET_MODE_FILTER`): the payload's syscall allowlist, the
-//! tiny filter of the sandbox's PID-1 init, and the kernel-log reader that names the syscall
-//! behind a seccomp kill.
+//! tiny filter of the sandbox's PID-1 init, and the supervisor's side of seccomp user
+//! notification, which answers every refused call with an errno (and counts it) and kills the
+//! caller of a dangerous one (and names it).
 //!
 //! Plan first, then apply: [`compile`] turns the policy into one BPF program in the parent (it
-//! allocates); [`Filters::apply`] installs it in the payload as the last step before `execve`
-//! (it does not allocate). The rule table with a reason per entry lives in `rules.rs`; the
-//! emitter (a binary search over syscall numbers, so the program stays far below the ~500
-//! instruction attach-cost cliff) in `bpf.rs`. docs/seccomp.md is generated from [`describe`].
+//! allocates); [`Filters::apply_notifying`] installs it in the payload as the last step before
+//! `execve` and hands the listener to the supervisor (it does not allocate); a [`Notifier`] in
+//! the supervisor serves the listener (`notify.rs`). The rule table with a reason per entry
+//! lives in `rules.rs`; the emitter (a binary search over syscall numbers, so the program stays
+//! far below the ~500 instruction attach-cost cliff) in `bpf.rs`; the policy table for the docs
+//! (generated from [`describe`]) in `describe.rs`.
 
 #[cfg(test)]
 mod bench;
 mod bpf;
 #[cfg(test)]
 mod child_tests;
+mod describe;
 mod kmsg;
+mod notify;
 mod rules;
 mod table;
 #[cfg(test)]
@@ -21,11 +26,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::BorrowedFd;
 
 use seccompiler::sock_filter;
-use serde::Serialize;
 
+pub use self::describe::{RuleDescription, describe, describe_init, markdown_table};
 pub use self::kmsg::KmsgWatch;
+pub use self::notify::{Notifier, Served};
 use self::rules::Check;
 pub use self::rules::{GROUPS, Group};
 pub use self::table::{syscall_name, syscall_number};
@@ -34,6 +41,10 @@ use crate::policy::{NetworkMode, SeccompDefault, SeccompPolicy};
 const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const RET_KILL_PROCESS: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 const RET_LOG: u32 = libc::SECCOMP_RET_LOG;
+/// Ask the supervisor (`SECCOMP_RET_USER_NOTIF`): it answers with an errno or kills the caller.
+/// Without a supervisor (listener closed) the kernel fails the call with `ENOSYS`, so the call
+/// never runs either way.
+const RET_NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
 
 /// `SECCOMP_RET_ERRNO` with the errno in the low 16 bits (`SECCOMP_RET_DATA`).
 const fn ret_errno(errno: i32) -> u32 {
@@ -71,6 +82,53 @@ pub enum SeccompError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER) of {len} instructions \
+         (needs Linux >= 5.0; EBUSY: an outer sandbox already uses seccomp user notification)"
+    )]
+    AttachListener {
+        len: usize,
+        #[source]
+        source: io::Error,
+    },
+    #[error("sendmsg(SCM_RIGHTS) of the seccomp listener to the supervisor")]
+    Handover {
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the supervisor does with a call the filter sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Fail the call with this errno (the call never runs) and count it.
+    Fail(i32),
+    /// Kill the calling process and report a `seccomp_violation`.
+    Kill,
+}
+
+/// The answer for every number the filter may notify, decided in the parent from the same table
+/// the program was compiled from. Only `Fail` and `Kill` exist: the supervisor never lets a
+/// notified call proceed, so nothing it reads from the caller's memory can race it (TOCTOU).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Responder {
+    by_nr: BTreeMap<u32, Answer>,
+    unlisted: Option<Answer>,
+}
+
+impl Responder {
+    pub(crate) fn answer(&self, arch: u32, nr: i32) -> Answer {
+        match u32::try_from(nr) {
+            Ok(nr) if arch == bpf::AUDIT_ARCH_X86_64 && nr < bpf::X32_SYSCALL_BIT => self
+                .by_nr
+                .get(&nr)
+                .copied()
+                .or(self.unlisted)
+                .unwrap_or(Answer::Kill),
+            // i386, x32, negative numbers: the hard rule.
+            _ => Answer::Kill,
+        }
+    }
 }
 
 /// A compiled filter, ready to install. One program carries every per-syscall action (allow,
@@ -79,6 +137,7 @@ pub enum SeccompError {
 #[derive(Debug, Clone)]
 pub struct Filters {
     program: Vec<sock_filter>,
+    responder: Responder,
 }
 
 impl Filters {
@@ -87,8 +146,28 @@ impl Filters {
         self.program.len()
     }
 
-    /// Install the filter on the calling thread (sets `PR_SET_NO_NEW_PRIVS` first). Does not
-    /// allocate, so it is safe in a child of `clone`; call it last, right before `execve`.
+    /// Install the payload's filter on the calling thread with a user-notification listener,
+    /// send the listener to the supervisor over the Unix socket `handover`, and close it here: a
+    /// payload holding its own listener could answer its own calls. Sets `PR_SET_NO_NEW_PRIVS`
+    /// first. Does not allocate, so it is safe in a child of `clone`; call it last, right before
+    /// `execve`.
+    pub fn apply_notifying(&self, handover: BorrowedFd<'_>) -> Result<(), SeccompError> {
+        let errno = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
+        crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+            .map_err(|e| SeccompError::NoNewPrivs { source: errno(e) })?;
+        let listener = crate::sys::seccomp_filter_with_listener(&self.program).map_err(|e| {
+            SeccompError::AttachListener {
+                len: self.program.len(),
+                source: errno(e),
+            }
+        })?;
+        let sent = crate::sys::send_fd(handover, std::os::fd::AsFd::as_fd(&listener));
+        drop(listener);
+        sent.map_err(|e| SeccompError::Handover { source: errno(e) })
+    }
+
+    /// Install the filter on the calling thread without a listener (the init's filter, which
+    /// only allows or kills). Sets `PR_SET_NO_NEW_PRIVS` first. Does not allocate.
     pub fn apply(&self) -> Result<(), SeccompError> {
         let len = self.program.len();
         match seccompiler::apply_filter(&self.program) {
@@ -108,16 +187,10 @@ impl Filters {
     pub(crate) fn program(&self) -> &[sock_filter] {
         &self.program
     }
-}
 
-/// One row of the policy table (`--print-policy`, docs/seccomp.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuleDescription {
-    /// A syscall name, or `default`, `arch`, `x32`, `group <name>`.
-    pub subject: String,
-    /// What the filter does, e.g. `allow`, `ENOSYS`, `kill process`.
-    pub rule: String,
-    pub reason: String,
+    pub(crate) fn responder(&self) -> &Responder {
+        &self.responder
+    }
 }
 
 /// Where an entry of the effective table comes from.
@@ -128,25 +201,35 @@ enum Source {
     Group(&'static Group),
     Extra,
     Enosys(&'static str),
-    Denied(&'static str),
+    Refused(i32, &'static str),
+    Kill(&'static str),
 }
 
-/// The actions for "not listed" and for the hard rules (arch, x32, denied list, failed argument
-/// checks). Log mode is for tuning: unlisted calls are logged and allowed, hard rules still fail.
-fn actions(default: SeccompDefault) -> (u32, u32) {
+/// The BPF action and the supervisor's answer for calls not listed anywhere. `errno` (the
+/// default) fails them with `ENOSYS`, which is what glibc and the runtimes expect of a syscall
+/// the kernel does not have; `kill` kills the caller; `log` (tuning only) lets them run.
+fn unlisted(default: SeccompDefault) -> (u32, Option<Answer>) {
     match default {
-        SeccompDefault::Kill => (RET_KILL_PROCESS, RET_KILL_PROCESS),
-        SeccompDefault::Errno => (ret_errno(libc::EPERM), ret_errno(libc::EPERM)),
-        SeccompDefault::Log => (RET_LOG, ret_errno(libc::EPERM)),
+        SeccompDefault::Kill => (RET_NOTIFY, Some(Answer::Kill)),
+        SeccompDefault::Errno => (RET_NOTIFY, Some(Answer::Fail(libc::ENOSYS))),
+        SeccompDefault::Log => (RET_LOG, None),
     }
 }
 
-fn action_label(action: u32) -> &'static str {
-    match action {
-        RET_KILL_PROCESS => "kill process",
-        RET_LOG => "log and allow",
-        a if a == ret_errno(libc::EPERM) => "EPERM",
-        _ => "deny",
+/// The errno name (`ENOSYS`), for tables and the verdict.
+pub fn errno_name(errno: i32) -> String {
+    format!("{:?}", nix::errno::Errno::from_raw(errno))
+}
+
+/// The failed-check answer of an argument-checked call.
+fn check_answer(check: Check) -> Answer {
+    match check {
+        Check::SocketFamily | Check::SocketpairUnix => Answer::Fail(libc::EAFNOSUPPORT),
+        // What a kernel without CONFIG_WATCH_QUEUE answers.
+        Check::Pipe2NoNotification => Answer::Fail(libc::ENOPKG),
+        Check::CloneNoNamespace | Check::IoctlNoTiocsti | Check::PersonalityQueryOrLinux => {
+            Answer::Kill
+        }
     }
 }
 
@@ -189,7 +272,12 @@ fn entries(
         }
     }
     out.extend(rules::ENOSYS.iter().map(|&(n, r)| (n, Source::Enosys(r))));
-    out.extend(rules::DENIED.iter().map(|&(n, r)| (n, Source::Denied(r))));
+    out.extend(
+        rules::REFUSED
+            .iter()
+            .map(|&(n, e, r)| (n, Source::Refused(e, r))),
+    );
+    out.extend(rules::KILL.iter().map(|&(n, r)| (n, Source::Kill(r))));
     (out, errors)
 }
 
@@ -200,7 +288,14 @@ pub fn check_allow(name: &str) -> Result<(), SeccompError> {
     let lookup = |table: &[(&'static str, &'static str)]| {
         table.iter().find(|(n, _)| *n == name).map(|&(_, r)| r)
     };
-    if let Some(reason) = lookup(rules::DENIED).or_else(|| lookup(rules::ENOSYS)) {
+    let refused = rules::REFUSED
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, _, r)| r);
+    if let Some(reason) = lookup(rules::KILL)
+        .or_else(|| lookup(rules::ENOSYS))
+        .or(refused)
+    {
         return Err(SeccompError::AlwaysDenied {
             name: name.to_string(),
             reason,
@@ -220,56 +315,57 @@ pub fn check_allow(name: &str) -> Result<(), SeccompError> {
     Ok(())
 }
 
-fn check_leaf(check: Check, network: NetworkMode, hard: u32) -> bpf::Leaf {
-    let (af_unix, af_inet, af_inet6) = (
-        libc::AF_UNIX as u32,
-        libc::AF_INET as u32,
-        libc::AF_INET6 as u32,
-    );
-    let allow_if = |arg: u32, values: Vec<u32>| bpf::Leaf::ArgIn {
-        arg,
-        values,
-        hit: RET_ALLOW,
-        miss: hard,
-    };
+fn check_leaf(check: Check, network: NetworkMode) -> bpf::Leaf {
+    let family = |f: i32| (0, u32::try_from(f).unwrap_or(u32::MAX));
     match check {
         Check::CloneNoNamespace => bpf::Leaf::ArgMaskClear {
             arg: 0,
             mask: rules::CLONE_NEW_MASK,
             clear: RET_ALLOW,
-            set: hard,
+            set: RET_NOTIFY,
         },
-        Check::SocketFamily if network == NetworkMode::Loopback => {
-            allow_if(0, vec![af_unix, af_inet, af_inet6])
+        Check::SocketFamily => {
+            let mut alts = vec![
+                vec![family(libc::AF_UNIX)],
+                vec![family(libc::AF_NETLINK), (2, rules::NETLINK_ROUTE)],
+            ];
+            if network == NetworkMode::Loopback {
+                for af in [libc::AF_INET, libc::AF_INET6] {
+                    for &protocol in rules::INET_PROTOCOLS {
+                        alts.push(vec![family(af), (2, protocol)]);
+                    }
+                }
+            }
+            bpf::Leaf::AnyOf {
+                alts,
+                hit: RET_ALLOW,
+                miss: RET_NOTIFY,
+            }
         }
-        Check::SocketFamily | Check::SocketpairUnix => allow_if(0, vec![af_unix]),
+        Check::SocketpairUnix => bpf::Leaf::ArgIn {
+            arg: 0,
+            values: vec![libc::AF_UNIX as u32],
+            hit: RET_ALLOW,
+            miss: RET_NOTIFY,
+        },
         Check::IoctlNoTiocsti => bpf::Leaf::ArgIn {
             arg: 1,
-            values: vec![rules::TIOCSTI, rules::TIOCLINUX],
-            hit: hard,
+            values: vec![rules::TIOCSTI, rules::TIOCLINUX, rules::TIOCSETD],
+            hit: RET_NOTIFY,
             miss: RET_ALLOW,
         },
-        Check::PersonalityQueryOrLinux => {
-            allow_if(0, vec![rules::PERSONALITY_QUERY, rules::PER_LINUX])
-        }
-    }
-}
-
-fn check_label(check: Check, network: NetworkMode, hard: &str) -> String {
-    match check {
-        Check::CloneNoNamespace => format!("allow if flags & CLONE_NEW* == 0, else {hard}"),
-        Check::SocketFamily if network == NetworkMode::Loopback => {
-            format!("allow if domain is AF_UNIX, AF_INET or AF_INET6, else {hard}")
-        }
-        Check::SocketFamily | Check::SocketpairUnix => {
-            format!("allow if domain is AF_UNIX, else {hard}")
-        }
-        Check::IoctlNoTiocsti => {
-            format!("{hard} if request (low 32 bits) is TIOCSTI or TIOCLINUX, else allow")
-        }
-        Check::PersonalityQueryOrLinux => {
-            format!("allow if persona is 0xffffffff (query) or 0 (PER_LINUX), else {hard}")
-        }
+        Check::PersonalityQueryOrLinux => bpf::Leaf::ArgIn {
+            arg: 0,
+            values: vec![rules::PERSONALITY_QUERY, rules::PER_LINUX],
+            hit: RET_ALLOW,
+            miss: RET_NOTIFY,
+        },
+        Check::Pipe2NoNotification => bpf::Leaf::ArgMaskClear {
+            arg: 1,
+            mask: rules::O_NOTIFICATION_PIPE,
+            clear: RET_ALLOW,
+            set: RET_NOTIFY,
+        },
     }
 }
 
@@ -279,18 +375,29 @@ pub fn compile(policy: &SeccompPolicy, network: NetworkMode) -> Result<Filters, 
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
-    let (default, hard) = actions(policy.default_action);
+    let (default, unlisted) = unlisted(policy.default_action);
+    let mut responder = Responder {
+        by_nr: BTreeMap::new(),
+        unlisted,
+    };
     let mut map = BTreeMap::new();
     for (name, source) in entries {
-        let leaf = match source {
-            Source::Base(_) | Source::Group(_) | Source::Extra => bpf::Leaf::Ret(RET_ALLOW),
-            Source::Checked(check, _) => check_leaf(check, network, hard),
-            Source::Enosys(_) => bpf::Leaf::Ret(ret_errno(libc::ENOSYS)),
-            Source::Denied(_) => bpf::Leaf::Ret(hard),
+        let (leaf, answer) = match source {
+            Source::Base(_) | Source::Group(_) | Source::Extra => (bpf::Leaf::Ret(RET_ALLOW), None),
+            Source::Checked(check, _) => (check_leaf(check, network), Some(check_answer(check))),
+            // Answered in the filter itself: every thread start (clone3) would otherwise cost a
+            // round trip to the supervisor, and the fallback is silent by design.
+            Source::Enosys(_) => (bpf::Leaf::Ret(ret_errno(libc::ENOSYS)), None),
+            Source::Refused(errno, _) => (bpf::Leaf::Ret(RET_NOTIFY), Some(Answer::Fail(errno))),
+            Source::Kill(_) => (bpf::Leaf::Ret(RET_NOTIFY), Some(Answer::Kill)),
         };
-        insert(&mut map, name, leaf)?;
+        let nr = insert(&mut map, name, leaf)?;
+        if let Some(answer) = answer {
+            responder.by_nr.entry(nr).or_insert(answer);
+        }
     }
-    finish(bpf::assemble(&map, default, hard))
+    let program = finish(bpf::assemble(&map, default, RET_NOTIFY))?;
+    Ok(Filters { program, responder })
 }
 
 /// The PID-1 init's filter: only what `rules::INIT` lists; anything else kills the init, which
@@ -300,102 +407,30 @@ pub fn compile_init() -> Result<Filters, SeccompError> {
     for &(name, _) in rules::INIT {
         insert(&mut map, name, bpf::Leaf::Ret(RET_ALLOW))?;
     }
-    finish(bpf::assemble(&map, RET_KILL_PROCESS, RET_KILL_PROCESS))
+    let program = finish(bpf::assemble(&map, RET_KILL_PROCESS, RET_KILL_PROCESS))?;
+    Ok(Filters {
+        program,
+        responder: Responder::default(),
+    })
 }
 
 fn insert(
     map: &mut BTreeMap<u32, bpf::Leaf>,
     name: &str,
     leaf: bpf::Leaf,
-) -> Result<(), SeccompError> {
+) -> Result<u32, SeccompError> {
     let nr = syscall_number(name)
         .and_then(|nr| u32::try_from(nr).ok())
         .ok_or_else(|| SeccompError::UnknownSyscall {
             name: name.to_string(),
         })?;
     map.entry(nr).or_insert(leaf);
-    Ok(())
+    Ok(nr)
 }
 
-fn finish(program: Vec<sock_filter>) -> Result<Filters, SeccompError> {
+fn finish(program: Vec<sock_filter>) -> Result<Vec<sock_filter>, SeccompError> {
     if program.len() > BPF_MAXINSNS {
         return Err(SeccompError::TooLong { len: program.len() });
     }
-    Ok(Filters { program })
-}
-
-/// The effective policy as a table: default action, arch and x32 rules, then one row per
-/// syscall with its rule and reason. Profile errors appear as `rejected` rows.
-pub fn describe(policy: &SeccompPolicy, network: NetworkMode) -> Vec<RuleDescription> {
-    let (default, hard) = actions(policy.default_action);
-    let hard_label = action_label(hard);
-    let row = |subject: &str, rule: String, reason: &str| RuleDescription {
-        subject: subject.to_string(),
-        rule,
-        reason: reason.to_string(),
-    };
-    let mut rows = vec![
-        row(
-            "default",
-            action_label(default).to_string(),
-            "every syscall not listed below",
-        ),
-        row(
-            "arch",
-            format!("{hard_label} unless x86_64"),
-            "i386 (int 0x80) and other ABIs number syscalls differently",
-        ),
-        row(
-            "x32",
-            format!("{hard_label} if nr & 0x40000000"),
-            "x32 calls reuse x86_64 numbers with a bit set",
-        ),
-    ];
-    let (entries, errors) = entries(policy, network);
-    for (name, source) in entries {
-        rows.push(match source {
-            Source::Base(r) => row(name, "allow".into(), r),
-            Source::Checked(c, r) => row(name, check_label(c, network, hard_label), r),
-            Source::Group(g) => row(name, format!("allow (group {})", g.name), g.reason),
-            Source::Extra => row(name, "allow (extra_allow)".into(), "added by the profile"),
-            Source::Enosys(r) => row(name, "ENOSYS".into(), r),
-            Source::Denied(r) => row(name, hard_label.to_string(), r),
-        });
-    }
-    rows.extend(
-        errors
-            .iter()
-            .map(|e| row("profile", "rejected".into(), &e.to_string())),
-    );
-    rows
-}
-
-/// The init filter's table, for `--print-policy` and the docs.
-pub fn describe_init() -> Vec<RuleDescription> {
-    let mut rows = vec![RuleDescription {
-        subject: "default".into(),
-        rule: action_label(RET_KILL_PROCESS).into(),
-        reason: "the init only waits, reaps, forwards signals and reports".into(),
-    }];
-    rows.extend(rules::INIT.iter().map(|&(n, r)| RuleDescription {
-        subject: n.into(),
-        rule: "allow".into(),
-        reason: r.into(),
-    }));
-    rows
-}
-
-/// Render rows as a Markdown table (docs/seccomp.md, `--print-policy`).
-pub fn markdown_table(rows: &[RuleDescription]) -> String {
-    let mut out = String::from("| syscall | rule | reason |\n|---|---|---|\n");
-    for r in rows {
-        let cell = |s: &str| s.replace('|', "\\|");
-        out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            cell(&r.subject),
-            cell(&r.rule),
-            cell(&r.reason)
-        ));
-    }
-    out
+    Ok(program)
 }

@@ -12,7 +12,8 @@
 pub(crate) enum Check {
     /// `clone(flags, ...)`: allowed only when no `CLONE_NEW*` bit is set in the flags.
     CloneNoNamespace,
-    /// `socket(domain, ...)`: allowed only for the families of the network mode.
+    /// `socket(domain, type, protocol)`: the families of the network mode, plus `AF_NETLINK`
+    /// with `NETLINK_ROUTE` (read-only interface lists in the sandbox's own network namespace).
     SocketFamily,
     /// `socketpair(domain, ...)`: `AF_UNIX` only.
     SocketpairUnix,
@@ -20,7 +21,17 @@ pub(crate) enum Check {
     IoctlNoTiocsti,
     /// `personality(persona)`: query (`0xffffffff`) or plain `PER_LINUX` only.
     PersonalityQueryOrLinux,
+    /// `pipe2(fds, flags)`: any flags but `O_NOTIFICATION_PIPE`.
+    Pipe2NoNotification,
 }
+
+/// `O_NOTIFICATION_PIPE` (= `O_EXCL` on x86_64): a watch-queue pipe, kernel code with a history
+/// of privilege escalations (CVE-2022-0995) that no ordinary program uses.
+pub(crate) const O_NOTIFICATION_PIPE: u32 = 0x80;
+/// Protocols an `AF_INET`/`AF_INET6` socket may ask for in loopback mode: the default (0), TCP,
+/// UDP and the ICMP echo sockets. Others (SCTP 132, DCCP 33, UDP-Lite 136, ...) would have the
+/// kernel autoload their module from inside the sandbox.
+pub(crate) const INET_PROTOCOLS: &[u32] = &[0, 6, 17, 1, 58];
 
 /// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
 /// CLONE_NEWNET`. `CLONE_NEWTIME` (0x80) is not listed: for `clone(2)` that bit lies in the exit
@@ -31,6 +42,12 @@ pub(crate) const CLONE_NEW_MASK: u32 =
 pub(crate) const TIOCSTI: u32 = 0x5412;
 /// `TIOCLINUX` selection paste on a virtual console: the same injection on a VT.
 pub(crate) const TIOCLINUX: u32 = 0x541C;
+/// `TIOCSETD` sets a tty's line discipline: on a pty of the sandbox's own devpts it would load
+/// modules such as n_gsm (CVE-2023-6546) through `dev.tty.ldisc_autoload`; nothing a payload runs
+/// needs another discipline than N_TTY.
+pub(crate) const TIOCSETD: u32 = 0x5423;
+/// `NETLINK_ROUTE`: interface and address lists (glibc `getifaddrs`).
+pub(crate) const NETLINK_ROUTE: u32 = 0;
 /// `personality(0xffffffff)` returns the current persona without changing it.
 pub(crate) const PERSONALITY_QUERY: u32 = 0xffff_ffff;
 /// `PER_LINUX`, the only persona a payload may set.
@@ -52,6 +69,7 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("pwritev2", "positioned vectored writes with flags (libuv fs)"),
     ("lseek", "seek in files"),
     ("open", "open files (legacy number of openat; paths are Landlock's job)"),
+    ("creat", "create files (legacy number of open; GNU tar uses it)"),
     ("openat", "open files (paths are confined by Landlock and the read-only root)"),
     ("openat2", "open files with RESOLVE_* restrictions (only narrows openat)"),
     ("close", "close descriptors"),
@@ -62,8 +80,9 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("fcntl", "descriptor flags, O_NONBLOCK, record locks"),
     ("flock", "advisory whole-file locks"),
     ("pipe", "pipes (legacy number of pipe2)"),
-    ("pipe2", "pipes for shell pipelines and subprocess output"),
     ("sendfile", "in-kernel copy (shutil.copyfile, libuv fs.copyFile)"),
+    ("splice", "move data between a pipe and a descriptor (os.splice, coreutils cat); both ends are the caller's"),
+    ("tee", "duplicate pipe contents between two pipes the caller holds"),
     ("copy_file_range", "in-kernel copy (node fs.copyFile, python shutil)"),
     ("fadvise64", "read-ahead hints (python, coreutils)"),
     ("fallocate", "preallocate file space (within the tmpfs size cap)"),
@@ -226,6 +245,49 @@ pub(crate) const BASE: &[(&str, &str)] = &[
     ("getpeername", "peer socket address"),
     ("getsockopt", "socket options (SO_TYPE probes on stdio)"),
     ("setsockopt", "socket options (TCP_NODELAY, SO_REUSEADDR)"),
+    ("bind", "name sockets of the allowed families (AF_UNIX servers, glibc getifaddrs' netlink)"),
+    ("listen", "accept connections on AF_UNIX sockets (multiprocessing managers, forkserver)"),
+    ("accept", "accept connections (legacy number)"),
+    ("accept4", "accept connections (multiprocessing, libuv)"),
+    // Process-local tuning: each call acts only on the sandbox's own processes and cannot
+    // raise a privilege (measured: OpenBLAS at `import numpy`, python os.nice/os.sched_*).
+    ("mbind", "NUMA policy of own memory (OpenBLAS at import); nodes stay within the cpuset"),
+    ("set_mempolicy", "NUMA policy of the calling thread (OpenBLAS, the JVM with -XX:+UseNUMA)"),
+    ("get_mempolicy", "read the NUMA policy (OpenBLAS, libnuma probes)"),
+    ("set_mempolicy_home_node", "NUMA home node of own memory ranges"),
+    ("sched_setaffinity", "pin own threads to CPUs; the kernel clamps the mask to the cpuset"),
+    ("getpriority", "read nice values (os.getpriority, nice)"),
+    ("setpriority", "nice: only processes visible in the sandbox's PID namespace, and raising priority needs CAP_SYS_NICE"),
+    ("sched_getparam", "read scheduling parameters"),
+    ("sched_getscheduler", "read the scheduling policy (test suites, JVM)"),
+    ("sched_getattr", "read scheduling attributes"),
+    ("sched_get_priority_max", "priority range of a policy"),
+    ("sched_get_priority_min", "priority range of a policy"),
+    ("sched_rr_get_interval", "round-robin time slice"),
+    ("sched_setparam", "scheduling priority of own processes: real-time needs RLIMIT_RTPRIO (0) or CAP_SYS_NICE"),
+    ("sched_setscheduler", "SCHED_OTHER/BATCH/IDLE for own processes (posix_spawn's setscheduler); real-time is refused by the kernel"),
+    ("sched_setattr", "the same through the extended interface"),
+    // Identity: inside the user namespace the payload is root without capabilities, so each call
+    // can only set ids it already has (setreuid(-1, -1), posix_spawn's POSIX_SPAWN_RESETIDS);
+    // anything else needs CAP_SETUID/CAP_SETGID, and setgroups is "deny" for the namespace.
+    ("setuid", "set the uid the process already has (anything else needs CAP_SETUID)"),
+    ("setgid", "set the gid the process already has (anything else needs CAP_SETGID)"),
+    ("setreuid", "real/effective uid to ids already held"),
+    ("setregid", "real/effective gid to ids already held"),
+    ("setresuid", "real/effective/saved uid to ids already held"),
+    ("setresgid", "real/effective/saved gid to ids already held"),
+    ("setfsuid", "filesystem uid to an id already held"),
+    ("setfsgid", "filesystem gid to an id already held"),
+    ("setgroups", "refused by the kernel (setgroups is \"deny\" in the sandbox's user namespace)"),
+    // File watching: inotify sees only paths the sandbox can see; instances and watches are
+    // counted per user namespace (fs.inotify.max_user_* apply to the sandbox's own ucounts).
+    ("inotify_init", "file watching (legacy number of inotify_init1)"),
+    ("inotify_init1", "file watching (node fs.watch, python watchdog, dev servers)"),
+    ("inotify_add_watch", "watch a path the sandbox can see"),
+    ("inotify_rm_watch", "stop watching"),
+    ("memfd_create", "anonymous tmpfs file: what /tmp already offers, charged to the same memory cgroup"),
+    ("membarrier", "process-wide memory barriers (JIT runtimes, liburcu); no effect outside the process"),
+    ("getcpu", "current CPU and NUMA node (sched_getcpu fallback when the vDSO is absent)"),
 ];
 
 /// Allowed when an argument check passes; any other value gets the hard deny action.
@@ -238,7 +300,7 @@ pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
     (
         "socket",
         Check::SocketFamily,
-        "AF_UNIX always (NSS, IPC); AF_INET/AF_INET6 only with network = loopback",
+        "AF_UNIX always (NSS, IPC); NETLINK_ROUTE for getifaddrs (own netns, read-only without CAP_NET_ADMIN); AF_INET/AF_INET6 only with network = loopback, and only with protocol 0, TCP, UDP or ICMP (no module autoload)",
     ),
     (
         "socketpair",
@@ -248,7 +310,12 @@ pub(crate) const CHECKED: &[(&str, Check, &str)] = &[
     (
         "ioctl",
         Check::IoctlNoTiocsti,
-        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input (low 32 bits compared)",
+        "terminal and FIONBIO requests; TIOCSTI/TIOCLINUX inject input, TIOCSETD loads line disciplines (low 32 bits compared)",
+    ),
+    (
+        "pipe2",
+        Check::Pipe2NoNotification,
+        "pipes for shell pipelines and subprocess output; O_NOTIFICATION_PIPE (watch queues) refused",
     ),
     (
         "personality",
@@ -266,15 +333,36 @@ pub(crate) const ENOSYS: &[(&str, &str)] = &[
     ("io_uring_register", "io_uring (see io_uring_setup)"),
 ];
 
-/// Never allowed, whatever a profile says; naming one in `extra_allow` is an error.
+/// Refused with an errno whatever the default action (counted in the verdict's `seccomp_denied`):
+/// privileged operations that fail without capabilities anyway, answered the way the kernel
+/// would, so programs that probe them take their usual error path. A profile cannot allow them.
 #[rustfmt::skip]
-pub(crate) const DENIED: &[(&str, &str)] = &[
+pub(crate) const REFUSED: &[(&str, i32, &str)] = &[
+    ("chroot", libc::EPERM, "the root is fixed before the payload starts (needs CAP_SYS_CHROOT)"),
+    ("name_to_handle_at", libc::EOPNOTSUPP, "file handles only serve open_by_handle_at; callers fall back"),
+    ("acct", libc::EPERM, "host process accounting (needs CAP_SYS_PACCT)"),
+    ("quotactl", libc::EPERM, "host disk quotas"),
+    ("quotactl_fd", libc::EPERM, "host disk quotas"),
+    ("syslog", libc::EPERM, "the host kernel log (dmesg handles EPERM)"),
+    ("settimeofday", libc::EPERM, "the host clock is not namespaced (needs CAP_SYS_TIME)"),
+    ("clock_settime", libc::EPERM, "the host clock is not namespaced (test suites probe it)"),
+    ("clock_adjtime", libc::EPERM, "the host clock is not namespaced"),
+    ("adjtimex", libc::EPERM, "the host clock is not namespaced"),
+    ("vhangup", libc::EPERM, "hangs up the controlling terminal (needs CAP_SYS_TTY_CONFIG)"),
+    ("uselib", libc::ENOSYS, "obsolete a.out loader"),
+    ("nfsservctl", libc::ENOSYS, "obsolete"),
+    ("lookup_dcookie", libc::ENOSYS, "obsolete profiling interface"),
+];
+
+/// Kill the calling process whatever the default action, and report it in the verdict: calls
+/// that defend the kernel (attack surface, escapes). A profile cannot allow them.
+#[rustfmt::skip]
+pub(crate) const KILL: &[(&str, &str)] = &[
     ("unshare", "new namespaces are the sandbox's own job"),
     ("setns", "joining other namespaces"),
     ("mount", "the mount tree is fixed before the payload starts"),
     ("umount2", "unmounting would expose the covered paths"),
     ("pivot_root", "the root is fixed before the payload starts"),
-    ("chroot", "the root is fixed before the payload starts"),
     ("fsopen", "new mount API"),
     ("fsconfig", "new mount API"),
     ("fsmount", "new mount API"),
@@ -303,22 +391,9 @@ pub(crate) const DENIED: &[(&str, &str)] = &[
     ("swapon", "host swap configuration"),
     ("swapoff", "host swap configuration"),
     ("open_by_handle_at", "opens files by handle, bypassing path checks (the shocker escape)"),
-    ("name_to_handle_at", "file handles for open_by_handle_at"),
     ("iopl", "raw I/O port access"),
     ("ioperm", "raw I/O port access"),
     ("modify_ldt", "16-bit segments: old kernel attack surface"),
-    ("acct", "host process accounting"),
-    ("quotactl", "host disk quotas"),
-    ("quotactl_fd", "host disk quotas"),
-    ("syslog", "the host kernel log"),
-    ("settimeofday", "the host clock is not namespaced"),
-    ("clock_settime", "the host clock is not namespaced"),
-    ("clock_adjtime", "the host clock is not namespaced"),
-    ("adjtimex", "the host clock is not namespaced"),
-    ("uselib", "obsolete a.out loader"),
-    ("nfsservctl", "obsolete"),
-    ("vhangup", "hangs up the controlling terminal"),
-    ("lookup_dcookie", "obsolete profiling interface"),
 ];
 
 /// A named set of system calls a profile may add (`seccomp.groups`).
@@ -335,17 +410,13 @@ pub struct Group {
 pub const GROUPS: &[Group] = &[
     Group {
         name: "network",
-        reason: "socket servers and batched I/O on the allowed families; implied by loopback",
-        syscalls: &["bind", "listen", "accept", "accept4", "sendmmsg", "recvmmsg"],
+        reason: "batched datagram I/O (glibc's resolver sends A and AAAA together); implied by loopback",
+        syscalls: &["sendmmsg", "recvmmsg"],
     },
     Group {
         name: "process_control",
-        reason: "priority, CPU affinity and scheduling of the sandbox's own processes",
-        syscalls: &[
-            "getpriority", "setpriority", "sched_setaffinity", "sched_getparam", "sched_setparam",
-            "sched_getscheduler", "sched_setscheduler", "sched_getattr", "sched_setattr",
-            "sched_get_priority_max", "sched_get_priority_min", "ioprio_get", "ioprio_set",
-        ],
+        reason: "I/O priority of the sandbox's own processes (scheduling policy is in the base list)",
+        syscalls: &["ioprio_get", "ioprio_set"],
     },
     Group {
         name: "timers",
@@ -366,8 +437,8 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "fs_watch",
-        reason: "inotify file watching (node fs.watch, watchdog) on paths the sandbox can see",
-        syscalls: &["inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch"],
+        reason: "kept so profiles naming it still load: inotify is in the base list now",
+        syscalls: &[],
     },
     Group {
         name: "aio",
@@ -378,11 +449,8 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "memory",
-        reason: "page locking (bounded by RLIMIT_MEMLOCK), memfd and residency queries",
-        syscalls: &[
-            "mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore", "memfd_create",
-            "membarrier",
-        ],
+        reason: "page locking (bounded by RLIMIT_MEMLOCK) and residency queries",
+        syscalls: &["mlock", "mlock2", "munlock", "mlockall", "munlockall", "mincore"],
     },
 ];
 

@@ -16,6 +16,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -81,6 +82,67 @@ static void fill_tmp(void) {
 
 extern char **environ;
 
+/* Each dangerous call in a child of its own: it must be killed (SIGKILL from the supervisor),
+ * never return. Prints `<name>=killed:<signal>` or `<name>=returned:<errno name>`. */
+static void dangerous(const char *name, int which) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c = 'x';
+        long r = -1;
+        switch (which) {
+        case 0: r = unshare(CLONE_NEWUSER); break;
+        case 1: r = unshare(CLONE_NEWNS); break;
+        case 2: r = syscall(__NR_setns, -1, 0); break;
+        case 3: r = mount("none", "/tmp", "tmpfs", 0, NULL); break;
+        case 4: r = syscall(__NR_umount2, "/tmp", 0); break;
+        case 5: r = syscall(__NR_pivot_root, "/tmp", "/tmp"); break;
+        case 6: r = syscall(__NR_fsopen, "tmpfs", 0); break;
+        case 7: r = syscall(__NR_open_tree, -1, "/", 0); break;
+        case 8: r = syscall(__NR_move_mount, -1, "", -1, "", 0); break;
+        case 9: r = ptrace(PTRACE_TRACEME, 0, 0, 0); break;
+        case 10: r = syscall(__NR_process_vm_readv, 1, NULL, 0, NULL, 0, 0); break;
+        case 11: r = syscall(__NR_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0); break;
+        case 12: r = syscall(__NR_add_key, "user", "k", "v", 1, KEY_SPEC_SESSION_KEYRING); break;
+        case 13: r = syscall(__NR_request_key, "user", "k", NULL, 0); break;
+        case 14: r = syscall(__NR_bpf, 0, NULL, 0); break;
+        case 15: r = syscall(__NR_perf_event_open, NULL, 0, -1, -1, 0); break;
+        case 16: r = syscall(__NR_userfaultfd, 0); break;
+        case 17: r = syscall(__NR_kexec_load, 0, 0, NULL, 0); break;
+        case 18: r = syscall(__NR_init_module, NULL, 0, ""); break;
+        case 19: r = syscall(__NR_finit_module, -1, "", 0); break;
+        case 20: r = syscall(__NR_delete_module, "x", 0); break;
+        case 21: r = syscall(__NR_reboot, 0, 0, 0, NULL); break;
+        case 22: r = syscall(__NR_swapon, "/tmp/x", 0); break;
+        case 23: r = syscall(__NR_open_by_handle_at, -1, NULL, 0); break;
+        case 24: r = syscall(__NR_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0); break;
+        case 25: r = personality(READ_IMPLIES_EXEC); break;
+        case 26: r = ioctl(0, TIOCSTI, &c); break;
+        case 27: r = syscall(__NR_ioctl, 0, 0xdead00000000UL | TIOCSTI, &c); break;
+        case 28: r = ioctl(0, TIOCLINUX, &c); break;
+        case 29: r = syscall(__NR_getpid | 0x40000000); break;
+        case 30: { long ret; __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20) : "memory"); r = ret; break; }
+        case 31: r = syscall(__NR_iopl, 3); break;
+        case 32: r = syscall(__NR_modify_ldt, 0, NULL, 0); break;
+        }
+        printf("%s=returned:%s\n", name, err(r));
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) printf("%s=killed:%d\n", name, WTERMSIG(status));
+    fflush(stdout);
+}
+
+/* In the order of the cases above. */
+static const char *DANGEROUS[] = {
+    "unshare_user", "unshare_ns", "setns", "mount", "umount2", "pivot_root", "fsopen",
+    "open_tree", "move_mount", "ptrace", "process_vm_readv", "keyctl", "add_key", "request_key",
+    "bpf", "perf_event_open", "userfaultfd", "kexec_load", "init_module", "finit_module",
+    "delete_module", "reboot", "swapon", "open_by_handle_at", "clone_newuser", "personality_exec",
+    "tiocsti", "tiocsti_high_bits", "tioclinux", "x32", "int80", "iopl", "modify_ldt", NULL,
+};
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "facts";
     if (strcmp(mode, "int80") == 0) {
@@ -93,6 +155,32 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "x32") == 0) {
         long ret = syscall(__NR_getpid | 0x40000000);
         printf("x32=%s\n", err(ret));
+        return 0;
+    }
+    if (strcmp(mode, "dangerous") == 0) {
+        for (int i = 0; DANGEROUS[i]; i++) dangerous(DANGEROUS[i], i);
+        printf("after=yes\n");
+        return 0;
+    }
+    if (strcmp(mode, "compat") == 0) {
+        /* What ordinary programs probe and handle: each must return, with an errno or success. */
+        fact("socket_inet", socket(AF_INET, SOCK_STREAM, 0));
+        fact("socket_inet6", socket(AF_INET6, SOCK_DGRAM, 0));
+        fact("socket_packet", socket(AF_PACKET, SOCK_RAW, 0));
+        fact("socket_netlink_route", socket(AF_NETLINK, SOCK_RAW, 0));
+        fact("unknown_syscall", syscall(1000));
+        fact("clock_settime", syscall(__NR_clock_settime, 0, NULL));
+        fact("memfd_create", syscall(__NR_memfd_create, "probe", 0));
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        fact("sched_getaffinity", sched_getaffinity(0, sizeof set, &set));
+        fact("sched_setaffinity", sched_setaffinity(0, sizeof set, &set));
+        fact("set_mempolicy", syscall(__NR_set_mempolicy, 0, NULL, 0));
+        errno = 0;
+        fact("nice_lower", nice(1) == -1 && errno ? -1 : 0);
+        errno = 0;
+        fact("nice_raise", nice(-5) == -1 && errno ? -1 : 0);
+        printf("after=yes\n");
         return 0;
     }
     if (strcmp(mode, "daemon") == 0) {
@@ -142,20 +230,9 @@ int main(int argc, char **argv) {
     fact("open_root_home", open("/root", O_RDONLY | O_DIRECTORY));
     fact("open_home", open("/home", O_RDONLY | O_DIRECTORY));
     fact("proc1_environ", open("/proc/1/environ", O_RDONLY));
-    fact("unshare_user", unshare(CLONE_NEWUSER));
-    fact("unshare_ns", unshare(CLONE_NEWNS));
-    fact("mount", mount("none", "/tmp", "tmpfs", 0, NULL));
-    fact("ptrace", ptrace(PTRACE_TRACEME, 0, 0, 0));
-    fact("keyctl", syscall(__NR_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
-    fact("bpf", syscall(__NR_bpf, 0, NULL, 0));
     fact("io_uring_setup", syscall(__NR_io_uring_setup, 1, NULL));
-    fact("perf_event_open", syscall(__NR_perf_event_open, NULL, 0, -1, -1, 0));
     fact("clone3", syscall(__NR_clone3, NULL, 0));
     fact("personality_query", personality(0xffffffff));
-    fact("personality_exec", personality(READ_IMPLIES_EXEC));
-    char c = 'x';
-    fact("tiocsti", ioctl(0, TIOCSTI, &c));
-    fact("tiocsti_high_bits", syscall(__NR_ioctl, 0, 0xdead00000000UL | TIOCSTI, &c));
     fact("socket_inet", socket(AF_INET, SOCK_STREAM, 0));
     fact("socket_unix", socket(AF_UNIX, SOCK_STREAM, 0));
     fact("kill_init", kill(1, SIGKILL));

@@ -28,6 +28,7 @@ use self::request::{
 use super::app::App;
 use super::error::{ApiError, Code};
 use super::exec::{Ask, Collected, LimitAsk, Plan};
+use super::limits;
 use super::native::plan_off_thread;
 use super::security::layer::{self as security, Ctx};
 use super::server::{RequestId, read_body};
@@ -71,18 +72,22 @@ async fn execute_inner(
     let body = parse_lenient(headers, &bytes)?;
     let (rt, asked) = validate(app, &body).await?;
     let files = files(&body)?;
-    let ms = |v: Option<f64>| v.map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    let ms = |field: &str, v: Option<f64>| {
+        v.map(|ms| limits::millis(field, ms, limits::MAX_TIME))
+            .transpose()
+    };
     let mut profile = rt.profile.clone();
     let mut ask = Ask {
         input: CodeInput::Files {
             files,
-            args: args(&body),
+            args: args(&body)?,
         },
         stdin: Some(stdin(&body)),
         env: Vec::new(),
         limits: LimitAsk {
-            wall: ms(asked[3]),
-            cpu: ms(asked[5]),
+            wall: ms("run_timeout", asked[3])?,
+            cpu: ms("run_cpu_time", asked[5])?,
+            // `validate` bounded it to 0..=MAX_MEMORY, so the conversion is exact.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             memory: asked[1].map(|b| b.round() as u64),
             ..LimitAsk::default()
@@ -251,12 +256,16 @@ fn stage_of(v: &Verdict, output: String) -> StageOut {
     }
 }
 
-/// `GET /api/v2/runtimes`.
-pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
+/// `GET /api/v2/runtimes`: the runtimes granted to the caller.
+pub async fn runtimes(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .filter_map(|p| {
             let v = App::version_of(&versions, &p.name)?;
             let language = language_of(&p.name);
@@ -271,12 +280,17 @@ pub async fn runtimes(State(app): State<Arc<App>>) -> Response {
     Json(list).into_response()
 }
 
-/// `GET /api/v2/packages`: every installed runtime, as an installed package.
-pub async fn packages(State(app): State<Arc<App>>) -> Response {
+/// `GET /api/v2/packages`: every installed runtime granted to the caller, as an installed
+/// package.
+pub async fn packages(
+    State(app): State<Arc<App>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+) -> Response {
     let versions = app.versions().await;
     let list: Vec<Value> = app
         .catalog()
         .runtimes()
+        .filter(|p| ctx.grant.allows(&p.name))
         .filter_map(|p| {
             let v = App::version_of(&versions, &p.name)?;
             let language = language_of(&p.name);

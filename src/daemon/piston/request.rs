@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::super::app::App;
 use super::super::error::{ApiError, Code};
+use super::super::limits;
 use super::super::semver::{self, Version};
 use crate::profile::{InlineFile, Profile};
 
@@ -24,6 +25,13 @@ pub(super) fn invalid(message: impl Into<String>) -> ApiError {
 pub(super) fn parse_lenient(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
+    }
+    let values = limits::json_values(bytes);
+    if values > limits::MAX_JSON_VALUES {
+        return Err(invalid(format!(
+            "the request body holds about {values} JSON values; at most {} are accepted",
+            limits::MAX_JSON_VALUES
+        )));
     }
     let claims_json = headers
         .get(header::CONTENT_TYPE)
@@ -93,20 +101,26 @@ const CONSTRAINTS: [(&str, &str); 6] = [
     ("run_cpu_time", "cpu_time"),
 ];
 
-/// Piston's "configured limit" of a constraint (`None`: not checked, as Piston does for a
-/// configured limit ≤ 0). Run limits are the profile's maxima. Compile limits are not checked
-/// here: clients send 10000 (piston-client, pyston) or 30000 (piston_rs) whatever the runtime, so
+/// Piston's "configured limit" of a constraint. Run limits are the profile's maxima, and where
+/// the profile has none (Piston would not check a limit ≤ 0 at all) the service's ceiling, so no
+/// number from the wire goes unbounded. Compile limits are checked against the ceiling only:
+/// clients send 10000 (piston-client, pyston) or 30000 (piston_rs) whatever the runtime, so
 /// `super::compile` lowers them to the profile's compile stage instead of refusing them.
-fn configured(p: &Profile, name: &str, kind: &str) -> Option<u64> {
-    if name.starts_with("compile_") {
-        return None;
-    }
+fn configured(p: &Profile, name: &str, kind: &str) -> u64 {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    match kind {
+    let ceiling = match kind {
+        "memory" => limits::MAX_MEMORY,
+        _ => ms(limits::MAX_TIME),
+    };
+    if name.starts_with("compile_") {
+        return ceiling;
+    }
+    let profile = match kind {
         "memory" => p.policy.limits.memory,
         "timeout" => p.policy.limits.wall.map(ms),
         _ => p.policy.limits.cpu.map(ms),
-    }
+    };
+    profile.unwrap_or(ceiling)
 }
 
 /// JavaScript's falsy values (a falsy limit means "the default").
@@ -136,6 +150,13 @@ pub(super) async fn validate(
     let version = version.ok_or_else(|| invalid("version is required as a string"))?;
     let files = body.get("files").and_then(Value::as_array);
     let files = files.ok_or_else(|| invalid("files is required as an array"))?;
+    if files.len() > limits::MAX_FILES {
+        let n = files.len();
+        return Err(invalid(format!(
+            "files has {n} entries; at most {} are accepted",
+            limits::MAX_FILES
+        )));
+    }
     for (i, f) in files.iter().enumerate() {
         if !f.get("content").is_some_and(Value::is_string) {
             return Err(invalid(format!(
@@ -159,12 +180,12 @@ pub(super) async fn validate(
         if *kind == "memory" && n == -1.0 {
             continue;
         }
-        if let Some(limit) = configured(&rt.profile, name, kind) {
-            if n > limit as f64 {
-                return Err(invalid(format!(
-                    "{name} cannot exceed the configured limit of {limit}"
-                )));
-            }
+        let limit = configured(&rt.profile, name, kind);
+        #[allow(clippy::cast_precision_loss)]
+        if !n.is_finite() || n > limit as f64 {
+            return Err(invalid(format!(
+                "{name} cannot exceed the configured limit of {limit}"
+            )));
         }
         if n < 0.0 {
             return Err(invalid(format!("{name} must be non-negative")));
@@ -255,9 +276,21 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// `args`: an array (items as JavaScript would print them), or a string spread into characters
-/// the way `[file, ...args]` does (so the `""` clients send means no arguments).
-pub(super) fn args(body: &Value) -> Vec<String> {
-    match body.get("args") {
+/// the way `[file, ...args]` does (so the `""` clients send means no arguments). The count is
+/// checked before one string per item (or per character) is made.
+pub(super) fn args(body: &Value) -> Result<Vec<String>, ApiError> {
+    let count = match body.get("args") {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::String(s)) => s.chars().count(),
+        _ => 0,
+    };
+    if count > limits::MAX_ARGS {
+        return Err(invalid(format!(
+            "args has {count} items; at most {} are accepted",
+            limits::MAX_ARGS
+        )));
+    }
+    Ok(match body.get("args") {
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| match v {
@@ -267,7 +300,7 @@ pub(super) fn args(body: &Value) -> Vec<String> {
             .collect(),
         Some(Value::String(s)) => s.chars().map(String::from).collect(),
         _ => Vec::new(),
-    }
+    })
 }
 
 /// `stdin` with the newline Piston appends when it is missing.
@@ -319,13 +352,63 @@ mod tests {
 
     #[test]
     fn args_and_stdin_follow_piston() {
-        assert_eq!(args(&json!({"args": ["1", 2, true]})), ["1", "2", "true"]);
-        assert!(args(&json!({"args": ""})).is_empty());
-        assert_eq!(args(&json!({"args": "ab"})), ["a", "b"]);
-        assert!(args(&json!({})).is_empty());
+        let args = |v| args(&v).unwrap();
+        assert_eq!(args(json!({"args": ["1", 2, true]})), ["1", "2", "true"]);
+        assert!(args(json!({"args": ""})).is_empty());
+        assert_eq!(args(json!({"args": "ab"})), ["a", "b"]);
+        assert!(args(json!({})).is_empty());
         assert_eq!(stdin(&json!({})), b"\n");
         assert_eq!(stdin(&json!({"stdin": "x"})), b"x\n");
         assert_eq!(stdin(&json!({"stdin": "x\n"})), b"x\n");
+    }
+
+    #[test]
+    fn a_long_args_string_is_refused_before_it_is_split() {
+        let body = json!({"args": "a".repeat(limits::MAX_ARGS + 1)});
+        let e = args(&body).unwrap_err();
+        assert_eq!(e.message, "args has 4097 items; at most 4096 are accepted");
+        assert_eq!(
+            args(&json!({"args": "é".repeat(limits::MAX_ARGS)}))
+                .unwrap()
+                .len(),
+            4096
+        );
+        let many = json!({"args": vec![0; limits::MAX_ARGS + 1]});
+        assert!(args(&many).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Issue 11 item 5: a 1 MB body grew the service by 90 MB. Now the parsed tree plus the
+        /// arguments, files and stdin made of it stay a small multiple of the body.
+        #[test]
+        fn piston_requests_do_not_amplify(shape in 0usize..4, n in 1usize..200_000) {
+            let text = match shape {
+                0 => format!(r#"{{"args":"{}"}}"#, "a".repeat(n)),
+                1 => format!(r#"{{"args":"{}"}}"#, "é".repeat(n)),
+                2 => format!(r#"{{"args":[{}]}}"#, vec!["\"a\""; n].join(",")),
+                _ => format!(r#"{{"files":[{}]}}"#, vec![r#"{"content":"a"}"#; n / 10 + 1].join(",")),
+            };
+            let h = HeaderMap::new();
+            let Ok(body) = parse_lenient(&h, text.as_bytes()) else {
+                // Refused before a tree was built.
+                proptest::prop_assert!(limits::json_values(text.as_bytes()) > limits::MAX_JSON_VALUES);
+                return Ok(());
+            };
+            let mut heap = crate::daemon::limits::tests::value_heap(&body);
+            if let Ok(a) = args(&body) {
+                heap += a.capacity() * 24 + a.iter().map(|s| s.len().max(16) + 16).sum::<usize>();
+            }
+            if let Ok(f) = files(&body) {
+                heap += f.iter().map(|f| 64 + f.name.len().max(16) + 16 + f.contents.len().max(16) + 16).sum::<usize>();
+            }
+            heap += stdin(&body).capacity();
+            proptest::prop_assert!(
+                heap <= 4 * text.len() + (4 << 20),
+                "{heap} bytes from a {}-byte body", text.len()
+            );
+        }
     }
 
     #[test]

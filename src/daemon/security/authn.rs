@@ -7,7 +7,7 @@
 //! falling back to the connection's identity). Every failure is one undifferentiated 401 for the
 //! client; the reason (never the credential) goes to the log and the audit record.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
@@ -15,6 +15,20 @@ use axum::http::HeaderMap;
 use super::jwt::{JwtError, JwtVerifier, looks_like_jwt};
 use super::keys::{KeyCheck, KeyStore};
 use super::{Method, Principal};
+
+/// The network a client address stands for in per-address limits: an IPv4 address itself (also
+/// when it arrives IPv4-mapped), and for IPv6 its /64, the smallest prefix a site is given
+/// (RFC 6177): one host can take any of 2^64 addresses of its own, so counting single IPv6
+/// addresses would let it walk around every per-address limit.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
 
 /// Who is on the other end of the connection (set by the listener, per connection).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,10 +47,14 @@ impl Peer {
         self.addr.is_none()
     }
 
-    /// The key for per-address rate limits: the IP (not the port), or the uid on the socket.
+    /// The key for per-address rate limits: the IPv4 address or IPv6 /64 (not the port, see
+    /// `client_network`), or the uid on the socket.
     pub fn address_key(&self) -> String {
         match (self.addr, self.uid) {
-            (Some(a), _) => a.ip().to_string(),
+            (Some(a), _) => match client_network(a.ip()) {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("{v6}/64"),
+            },
             (None, Some(uid)) => format!("unix:uid={uid}"),
             (None, None) => "unix".into(),
         }
@@ -259,6 +277,23 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"an-hmac-secret-of-at-least-32-bytes!!";
+
+    #[test]
+    fn per_address_limits_count_an_ipv6_64_as_one_client() {
+        let key = |a: &str| {
+            Peer {
+                addr: Some(a.parse().unwrap()),
+                ..Peer::default()
+            }
+            .address_key()
+        };
+        let a = key("[2001:db8:1:2:aaaa::1]:5000");
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, key("[2001:db8:1:2:ffff:ffff:ffff:ffff]:6000"));
+        assert_ne!(a, key("[2001:db8:1:3::1]:5000"));
+        assert_eq!(key("[::ffff:192.0.2.7]:1"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7:2"), "192.0.2.7");
+    }
 
     fn auth() -> (Authenticator, keys::NewKey, keys::NewKey) {
         let good = keys::generate().unwrap();

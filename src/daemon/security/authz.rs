@@ -83,6 +83,13 @@ fn network_name(n: NetworkMode) -> &'static str {
 }
 
 impl Grant {
+    /// Whether the profile (canonical name) is granted: listings show only these.
+    pub fn allows(&self, profile: &str) -> bool {
+        self.profiles
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == profile))
+    }
+
     pub fn check_profile(&self, principal: &str, profile: &str) -> Result<(), Denied> {
         match &self.profiles {
             Some(list) if !list.iter().any(|p| p == profile) => Err(Denied(format!(
@@ -165,6 +172,22 @@ impl Grants {
 
     pub fn get(&self, principal: &str) -> Arc<Grant> {
         Arc::clone(self.named.get(principal).unwrap_or(&self.fallback))
+    }
+
+    /// The named principals, sorted by name.
+    pub fn named(&self) -> Vec<(&str, &Grant)> {
+        let mut v: Vec<_> = self
+            .named
+            .iter()
+            .map(|(k, g)| (k.as_str(), g.as_ref()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// The grant of every principal not named (`[principals."*"]`, or everything).
+    pub fn fallback(&self) -> &Grant {
+        &self.fallback
     }
 }
 

@@ -1,5 +1,6 @@
-//! Circuit breaker on sandbox set-up: when set-up keeps failing (verdict `setup_failed`, or the
-//! launcher failing to start a job — never the user's code failing), stop accepting runs, answer
+//! Circuit breaker on sandbox set-up: when set-up keeps failing on the host (verdict
+//! `setup_failed` in a step the request cannot influence, or the launcher failing to start a job;
+//! never the user's code, nor a file set or limit the request chose), stop accepting runs, answer
 //! 503 with the stable code `sandbox_unavailable`, report unready, and after a recovery timeout
 //! let a few probe requests through (half-open); their outcome closes or re-opens the circuit.
 //! Transitions are logged. (Nygard, "Release It!", ch. 5; the states as in Hystrix/resilience4j.)
@@ -41,6 +42,9 @@ pub enum Outcome {
     Started,
     /// The sandbox could not be set up, or the launcher failed.
     SetupFailed,
+    /// Set-up failed because of what the request asked for: says nothing about the host, so it
+    /// neither adds to nor resets the count, and a probe gives its place back.
+    Refused,
 }
 
 #[derive(Debug)]
@@ -169,6 +173,16 @@ impl Breaker {
                     }
                 }
             }
+            (
+                State::HalfOpen {
+                    in_flight,
+                    successes,
+                },
+                Outcome::Refused,
+            ) if probe => State::HalfOpen {
+                in_flight: in_flight.saturating_sub(1),
+                successes,
+            },
             // Runs admitted before the circuit opened finish meanwhile: they change nothing.
             (other, _) => other,
         };
@@ -285,6 +299,26 @@ mod tests {
         std::mem::forget(early);
         assert_eq!(b.state_at(t0), "open");
         assert!(!b.ready());
+    }
+
+    #[test]
+    fn request_caused_failures_neither_open_nor_hold_the_circuit() {
+        let b = breaker(2, 1);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            run(&b, t0, Outcome::Refused).unwrap();
+        }
+        assert_eq!(b.state_at(t0), "closed");
+        run(&b, t0, Outcome::SetupFailed).unwrap();
+        run(&b, t0, Outcome::Refused).unwrap();
+        run(&b, t0, Outcome::SetupFailed).unwrap();
+        assert_eq!(b.state_at(t0), "open");
+        // Half-open: a refused request gives the probe's place back, the next probe closes it.
+        let t1 = t0 + Duration::from_secs(10);
+        run(&b, t1, Outcome::Refused).unwrap();
+        assert_eq!(b.state_at(t1), "half_open");
+        run(&b, t1, Outcome::Started).unwrap();
+        assert_eq!(b.state_at(t1), "closed");
     }
 
     #[test]

@@ -39,6 +39,13 @@ fn rank(mode: AnalysisMode) -> u8 {
     }
 }
 
+/// 403 unless the caller was granted `profile` (for requests other than execute, e.g. check).
+pub fn check_granted(ctx: &Ctx, profile: &str) -> Result<(), ApiError> {
+    ctx.grant
+        .check_profile(&ctx.principal.name, profile)
+        .map_err(|d| forbidden(ctx, d.0))
+}
+
 /// Authorize `ask` under `profile` for the caller: the profile must be granted, explicit limits
 /// within the grant (403 otherwise); the profile's limits are capped at the grant, and a granted
 /// `skip_check` lets the request lower the pre-flight mode. Records profile and code digest.
@@ -89,10 +96,14 @@ pub struct RunHooks {
 }
 
 impl RunHooks {
-    pub fn finished(mut self, v: &Verdict) {
+    /// The run ended with `v`; `host_failure` says a set-up failure was the host's (only those
+    /// count towards the breaker: a request whose files cannot be laid out must not close the
+    /// service for everyone).
+    pub fn finished(mut self, v: &Verdict, host_failure: bool) {
         if let Some(t) = self.ticket.take() {
             t.record(match v.status {
-                Status::SetupFailed => Outcome::SetupFailed,
+                Status::SetupFailed if host_failure => Outcome::SetupFailed,
+                Status::SetupFailed => Outcome::Refused,
                 _ => Outcome::Started,
             });
         }
@@ -101,10 +112,15 @@ impl RunHooks {
         }
     }
 
-    /// The worker died without a verdict: the launcher side failed.
-    pub fn failed(mut self) {
+    /// The worker ended without a verdict; `host_failure` when nothing shows the sandbox started
+    /// (the launcher died, or a worker failed before any output).
+    pub fn lost(mut self, host_failure: bool) {
         if let Some(t) = self.ticket.take() {
-            t.record(Outcome::SetupFailed);
+            t.record(if host_failure {
+                Outcome::SetupFailed
+            } else {
+                Outcome::Started
+            });
         }
     }
 }

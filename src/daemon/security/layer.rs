@@ -23,7 +23,7 @@ use super::authz::Grant;
 use super::breaker::Breaker;
 use super::cache::Cache;
 use super::config::SecurityConfig;
-pub use super::hooks::{RunHooks, authorize, cache_status, run, start};
+pub use super::hooks::{RunHooks, authorize, cache_status, check_granted, run, start};
 use super::keys::{self, KeyStore};
 use super::ratelimit::{Buckets, Concurrency, ConcurrencyGuard, Decision};
 use super::{Principal, authn::Peer};
@@ -202,6 +202,8 @@ enum Route {
     Health,
     Metrics,
     Execute,
+    /// `POST /v1/check`: parses code, so it shares the principal's request rate.
+    Check,
     Other,
 }
 
@@ -213,6 +215,7 @@ fn route(method: &Method, path: &str) -> Route {
         "/v1/execute" | "/api/v2/execute" | "/api/v2/piston/execute" if method == Method::POST => {
             Route::Execute
         }
+        "/v1/check" if method == Method::POST => Route::Check,
         _ => Route::Other,
     }
 }
@@ -323,6 +326,11 @@ async fn admit(
         }
         refuse(status, code, message, &path)
     };
+    if let Err((status, code, msg)) =
+        super::browser::check(req.headers(), req.method(), peer, &sec.config.allowed_hosts)
+    {
+        return Err(reject(status, code, &msg));
+    }
     let public = match class {
         Route::Health => sec.config.public_health,
         Route::Metrics => sec.config.public_metrics,
@@ -373,21 +381,29 @@ async fn admit(
     }
     let grant = sec.config.grants.get(&principal.name);
     let mut guard = None;
-    if class == Route::Execute {
+    if matches!(class, Route::Execute | Route::Check) {
         if let Some(rate) = grant.rate.or(sec.config.rate.per_principal) {
             let d = sec.principals.take(&principal.name, rate, now);
             decision = Some(decision.map_or(d, |a| a.tighter(d)));
         }
-        if decision.is_none_or(|d| d.allowed) {
-            if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
-                guard = Some(sec.concurrency.try_acquire(&principal.name, max).ok_or_else(|| {
-                    sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let msg = format!("principal `{}` already runs {max} sandboxes; retry when one finishes", principal.name);
-                    let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-                    r
-                })?);
-            }
+    }
+    if class == Route::Execute && decision.is_none_or(|d| d.allowed) {
+        if let Some(max) = grant.max_concurrent.or(sec.config.rate.max_concurrent) {
+            guard = Some(
+                sec.concurrency
+                    .try_acquire(&principal.name, max)
+                    .ok_or_else(|| {
+                        sec.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        let msg = format!(
+                            "principal `{}` already runs {max} sandboxes; retry when one finishes",
+                            principal.name
+                        );
+                        let mut r = reject(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", &msg);
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                        r
+                    })?,
+            );
         }
     }
     if let Some(d) = decision.filter(|d| !d.allowed) {

@@ -69,7 +69,9 @@ struct AddressSlot {
 }
 
 impl PerAddress {
+    /// A slot for the client's network (`authn::client_network`: an IPv6 /64 counts as one).
     fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let ip = super::authn::client_network(ip);
         let mut m = self
             .0
             .lock()
@@ -258,6 +260,23 @@ mod tests {
     use axum::routing::get;
 
     use super::*;
+
+    #[test]
+    fn connection_slots_count_an_ipv6_64_as_one_address() {
+        let table = Arc::new(PerAddress::default());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let first = table.take(ip("2001:db8::1"), 1).expect("first slot");
+        assert!(table.take(ip("2001:db8::ffff:2"), 1).is_none(), "same /64");
+        assert!(
+            table.take(ip("2001:db8:0:1::1"), 1).is_some(),
+            "another /64"
+        );
+        drop(first);
+        assert!(
+            table.take(ip("2001:db8::2"), 1).is_some(),
+            "slot given back"
+        );
+    }
 
     async fn who(axum::Extension(peer): axum::Extension<Peer>) -> String {
         format!("{:?} {:?}", peer.uid, peer.addr.map(|a| a.ip()))

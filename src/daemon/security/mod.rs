@@ -9,6 +9,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod breaker;
+pub mod browser;
 pub mod cache;
 pub mod config;
 pub mod cors;

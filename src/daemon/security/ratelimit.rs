@@ -147,7 +147,7 @@ impl Buckets {
     pub fn take(&self, key: &str, rate: Rate, now: Instant) -> Decision {
         let mut map = lock(&self.map);
         if !map.contains_key(key) && map.len() >= self.capacity {
-            evict(&mut map, now);
+            evict(&mut map, now, self.capacity);
         }
         let b = map.entry(key.to_string()).or_insert(Bucket {
             tokens: f64::from(rate.burst),
@@ -172,19 +172,26 @@ impl Buckets {
     }
 }
 
-/// Make room for one bucket: drop every full bucket, or else the least recently used one.
-fn evict(map: &mut HashMap<String, Bucket>, now: Instant) {
-    let before = map.len();
+/// Make room in a full table: drop every full bucket (it is the same as a new one), then the
+/// least recently used ones until an eighth of the table is free. Freeing many places at once
+/// keeps the scan rare: a client that brings a new address with every request (a walk through
+/// its IPv6 prefixes) costs one scan per `capacity / 8` requests, not one each under the lock.
+fn evict(map: &mut HashMap<String, Bucket>, now: Instant, capacity: usize) {
     map.retain(|_, b| !b.full(now));
-    if map.len() == before {
-        if let Some(oldest) = map
-            .iter()
-            .min_by_key(|(_, b)| b.last)
-            .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
+    let target = capacity - (capacity / 8).max(1);
+    if map.len() <= target {
+        return;
     }
+    let excess = map.len() - target;
+    let mut lasts: Vec<Instant> = map.values().map(|b| b.last).collect();
+    let (_, cut, _) = lasts.select_nth_unstable(excess - 1);
+    let cut = *cut;
+    let mut removed = 0;
+    map.retain(|_, b| {
+        let drop = removed < excess && b.last <= cut;
+        removed += usize::from(drop);
+        !drop
+    });
 }
 
 /// Concurrent sandboxes per principal.
@@ -306,6 +313,27 @@ mod tests {
         assert_eq!(b.len(), 1);
         // An evicted key starts full again (no worse than before for the client).
         assert!(b.take("k1", rate, t0 + Duration::from_secs(5)).allowed);
+    }
+
+    #[test]
+    fn a_full_table_frees_an_eighth_at_once() {
+        let b = Buckets::new(800);
+        let rate = Rate::parse("1/min", 1).unwrap();
+        let t0 = Instant::now();
+        let at = |i: u64| t0 + Duration::from_millis(i);
+        for i in 0..800 {
+            assert!(b.take(&format!("k{i}"), rate, at(i)).allowed);
+        }
+        // Every bucket is empty: the 100 least recently used go in one pass.
+        assert!(b.take("new0", rate, at(800)).allowed);
+        assert_eq!(b.len(), 701);
+        for i in 1..100 {
+            b.take(&format!("new{i}"), rate, at(800 + i));
+        }
+        assert_eq!(b.len(), 800, "no eviction until the table is full again");
+        // The dropped ones were the oldest: k100 is still there and empty, k0 starts afresh.
+        assert!(!b.take("k100", rate, at(900)).allowed);
+        assert!(b.take("k0", rate, at(901)).allowed);
     }
 
     #[test]

@@ -131,7 +131,14 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsEr
 /// The principal of a connection's verified client certificate, if it presented one.
 pub fn client_principal(conn: &rustls::ServerConnection) -> Option<String> {
     let leaf = conn.peer_certificates()?.first()?;
-    super::x509::subject(leaf.as_ref()).map(|s| s.principal())
+    let principal = super::x509::subject(leaf.as_ref())?.principal();
+    if principal.is_none() {
+        tracing::warn!(
+            "client certificate subject longer than {} bytes as a principal name; not used as an identity",
+            super::x509::MAX_PRINCIPAL
+        );
+    }
+    principal
 }
 
 #[cfg(test)]

@@ -37,24 +37,30 @@ impl Subject {
     }
 
     /// The principal name: `cert:<CN>`, or `cert:<DN>` without a CN; bytes outside printable
-    /// ASCII, quotes, backslashes and `%` are percent-encoded so the mapping stays one-to-one.
-    pub fn principal(&self) -> String {
-        let raw = match self.common_name() {
-            Some(cn) => cn.to_string(),
-            None => self.rfc4514(),
+    /// ASCII, quotes, backslashes and `%` are percent-encoded so the mapping stays one-to-one,
+    /// and so is `=` in a CN: a DN always has a literal `=`, so a CN `O=x` (`cert:O%3Dx`) cannot
+    /// pass for the DN `O=x`. `None` when the name would exceed `MAX_PRINCIPAL` bytes: cutting
+    /// it would let two subjects with a common prefix share a principal.
+    pub fn principal(&self) -> Option<String> {
+        let (raw, cn) = match self.common_name() {
+            Some(cn) => (cn.to_string(), true),
+            None => (self.rfc4514(), false),
         };
         let mut out = String::from("cert:");
         for b in raw.bytes() {
-            if (0x20..=0x7e).contains(&b) && !matches!(b, b'"' | b'\\' | b'%') {
+            let special = matches!(b, b'"' | b'\\' | b'%') || (cn && b == b'=');
+            if (0x20..=0x7e).contains(&b) && !special {
                 out.push(char::from(b));
             } else {
                 out.push_str(&format!("%{b:02X}"));
             }
         }
-        out.truncate(128);
-        out
+        (out.len() <= MAX_PRINCIPAL).then_some(out)
     }
 }
+
+/// Longest principal name a certificate may give.
+pub const MAX_PRINCIPAL: usize = 128;
 
 fn escape(v: &str) -> String {
     let mut out = String::new();
@@ -223,11 +229,22 @@ mod tests {
         let s = subject(&der).unwrap();
         assert_eq!(s.common_name(), Some("build bot"));
         assert_eq!(s.rfc4514(), "CN=build bot,O=Example\\, Inc.,C=DE");
-        assert_eq!(s.principal(), "cert:build bot");
+        assert_eq!(s.principal().unwrap(), "cert:build bot");
         let no_cn = subject(&cert(&[(DnType::OrganizationName, "Acme")])).unwrap();
-        assert_eq!(no_cn.principal(), "cert:O=Acme");
+        assert_eq!(no_cn.principal().unwrap(), "cert:O=Acme");
         let utf8 = subject(&cert(&[(DnType::CommonName, "Jürgen \"J\" 100%")])).unwrap();
-        assert_eq!(utf8.principal(), "cert:J%C3%BCrgen %22J%22 100%25");
+        assert_eq!(utf8.principal().unwrap(), "cert:J%C3%BCrgen %22J%22 100%25");
+        // A CN that looks like a DN is not that DN's principal.
+        let fake = subject(&cert(&[(DnType::CommonName, "O=Acme")])).unwrap();
+        assert_eq!(fake.principal().unwrap(), "cert:O%3DAcme");
+        // Too long for a principal: none at all rather than a cut-off name two subjects share.
+        let long = |tail: &str| {
+            let cn = format!("{}{tail}", "x".repeat(130));
+            subject(&cert(&[(DnType::CommonName, cn.as_str())]))
+                .unwrap()
+                .principal()
+        };
+        assert_eq!((long("a"), long("b")), (None, None));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::wire::{AuthSection, JwtSection, TlsSection};
-use super::{SecurityConfig, V};
+use super::{Credentials, SecurityConfig, V};
 use crate::daemon::security::authn::{Authenticator, Methods};
 use crate::daemon::security::jwt::{JwtSettings, JwtVerifier};
 use crate::daemon::security::keys::{self, KeyStore};
@@ -36,13 +36,36 @@ fn methods(
     Methods::parse(m.get_ref()).or_else(|e| v.err(m.span(), field, e))
 }
 
+/// `[auth]`. `mtls`: `[tls]` verifies client certificates. A listener kind whose methods are not
+/// given requires the credentials that are configured (keys, JWT, client certificates): whoever
+/// configures them means them to be required (docs/security-service.md).
 pub(super) fn auth(
     v: &V<'_, '_>,
     a: AuthSection,
     c: &mut SecurityConfig,
+    mtls: bool,
 ) -> Result<(), ProfileError> {
-    let tcp = methods(v, &a.tcp, "auth.tcp", &["api_key", "jwt", "mtls"])?;
-    let unix = methods(v, &a.unix, "auth.unix", &["peer", "api_key", "jwt"])?;
+    let have_keys = !a.keys.is_empty() || a.keys_file.is_some();
+    c.credentials = Credentials {
+        api_key: have_keys,
+        jwt: a.jwt.is_some(),
+        mtls,
+    };
+    let configured = |mtls: bool| Methods {
+        api_key: have_keys,
+        jwt: a.jwt.is_some(),
+        mtls,
+        peer: false,
+    };
+    let tcp = match &a.tcp {
+        Some(_) => methods(v, &a.tcp, "auth.tcp", &["api_key", "jwt", "mtls"])?,
+        None => configured(mtls),
+    };
+    let unix = match &a.unix {
+        Some(_) => methods(v, &a.unix, "auth.unix", &["peer", "api_key", "jwt"])?,
+        None => configured(false),
+    };
+    c.methods_given = (a.tcp.is_some(), a.unix.is_some());
     let mut entries = keys::entries(v.src, "auth.keys", a.keys)?;
     c.inline_keys.clone_from(&entries);
     if let Some(f) = &a.keys_file {
@@ -86,6 +109,10 @@ pub(super) fn auth(
     c.public_health = a.public_health.unwrap_or(true);
     c.public_metrics = a.public_metrics.unwrap_or(false);
     c.allow_unauthenticated_remote = a.allow_unauthenticated_remote.unwrap_or(false);
+    c.key_owners = entries
+        .iter()
+        .map(|e| (e.id.clone(), e.principal.clone(), e.revoked))
+        .collect();
     c.auth = Arc::new(Authenticator::new(KeyStore::new(entries), jwt, tcp, unix));
     Ok(())
 }

@@ -53,10 +53,27 @@ pub struct RateLimits {
     pub max_tracked: usize,
 }
 
+/// Which kinds of credentials the configuration holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// `[[auth.keys]]` or `keys_file`.
+    pub api_key: bool,
+    /// `[auth.jwt]`.
+    pub jwt: bool,
+    /// `[tls] client_ca` with client certificates not turned off.
+    pub mtls: bool,
+}
+
 /// The validated security configuration.
 #[derive(Debug, Clone)]
 pub struct SecurityConfig {
     pub auth: Arc<Authenticator>,
+    /// The credentials configured (they decide the default methods and what must be required).
+    pub credentials: Credentials,
+    /// Whether `[auth] tcp` and `[auth] unix` were written (else they default to `credentials`).
+    pub methods_given: (bool, bool),
+    /// Key id, principal and revocation of every key known at start-up (for `--check-config`).
+    pub key_owners: Vec<(String, String, bool)>,
     /// `[auth] keys_file`, re-read on SIGHUP.
     pub keys_file: Option<PathBuf>,
     /// `[[auth.keys]]`, kept beside the file's keys on a reload.
@@ -72,6 +89,8 @@ pub struct SecurityConfig {
     pub cache: Option<CacheConfig>,
     pub breaker: BreakerSettings,
     pub http: HttpLimits,
+    /// `[http] allowed_hosts`, lowercased (src/daemon/security/browser.rs).
+    pub allowed_hosts: Vec<String>,
     pub body_timeout: Duration,
     pub cors: Cors,
 }
@@ -80,6 +99,9 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             auth: Arc::new(Authenticator::default()),
+            credentials: Credentials::default(),
+            methods_given: (false, false),
+            key_owners: Vec::new(),
             keys_file: None,
             inline_keys: Vec::new(),
             public_health: true,
@@ -96,6 +118,7 @@ impl Default for SecurityConfig {
             cache: None,
             breaker: BreakerSettings::default(),
             http: HttpLimits::default(),
+            allowed_hosts: Vec::new(),
             body_timeout: Duration::from_secs(30),
             cors: Cors::default(),
         }
@@ -103,7 +126,7 @@ impl Default for SecurityConfig {
 }
 
 impl SecurityConfig {
-    /// `check_exposure` for the service's listen addresses.
+    /// `check_exposure` and `check_required` for the service's listen addresses.
     pub fn check_listen(&self, listen: &[crate::daemon::config::Listen]) -> Result<(), String> {
         let tcp: Vec<std::net::SocketAddr> = listen
             .iter()
@@ -112,7 +135,9 @@ impl SecurityConfig {
                 crate::daemon::config::Listen::Unix { .. } => None,
             })
             .collect();
-        self.check_exposure(&tcp)
+        self.check_exposure(&tcp)?;
+        let unix = tcp.len() < listen.len();
+        self.check_required(!tcp.is_empty(), unix)
     }
 
     /// Refuse to expose the service on a non-loopback TCP address without authentication.
@@ -126,6 +151,8 @@ impl SecurityConfig {
         }
     }
 }
+
+mod describe;
 
 pub(super) struct V<'a, 'b> {
     pub(super) src: &'a SourceFile<'b>,
@@ -230,10 +257,13 @@ impl V<'_, '_> {
 pub fn validate(src: &SourceFile<'_>, s: Sections) -> Result<SecurityConfig, ProfileError> {
     let v = V { src };
     let mut c = SecurityConfig::default();
-    auth::auth(&v, s.auth, &mut c)?;
     if let Some(t) = s.tls {
         c.tls = Some(auth::tls_section(&v, t)?);
     }
+    let mtls = c.tls.as_ref().is_some_and(|(t, _)| {
+        t.client_ca.is_some() && t.client_auth != super::tls::ClientAuth::None
+    });
+    auth::auth(&v, s.auth, &mut c, mtls)?;
     c.grants = grants(&v, s.principals)?;
     rate_limit(&v, &s.rate_limit, &mut c)?;
     audit(&v, s.audit, &mut c)?;
@@ -453,5 +483,22 @@ fn http(v: &V<'_, '_>, h: &HttpSection, c: &mut SecurityConfig) -> Result<(), Pr
     c.body_timeout = v
         .duration(&h.body_timeout, "http.body_timeout")?
         .unwrap_or(c.body_timeout);
+    for name in &h.allowed_hosts {
+        let n = name.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        let plain = !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !plain {
+            return v.err(
+                name.span(),
+                "http.allowed_hosts",
+                format!(
+                    "`{}` is not a host name (no scheme, port or path)",
+                    name.get_ref()
+                ),
+            );
+        }
+        c.allowed_hosts.push(n);
+    }
     Ok(())
 }

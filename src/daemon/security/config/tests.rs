@@ -189,3 +189,63 @@ fn mistakes_are_positioned() {
     let e = err("[cache]\nenabled = true\nmode = \"sometimes\"\n");
     assert!(e.contains("cache.mode"), "{e}");
 }
+
+const KEY: &str = "[[auth.keys]]\nid = \"0a1b2c3d\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nprincipal = \"ci\"\n";
+
+#[test]
+fn configured_credentials_are_the_default_methods() {
+    // Issue 11 item 8: keys and grants without `[auth] tcp` used to serve everyone anonymously.
+    let c = parse(&format!("{KEY}[principals.ci]\nprofiles = [\"python\"]\n")).unwrap();
+    assert!(c.auth.tcp.api_key && !c.auth.tcp.jwt && !c.auth.tcp.mtls);
+    assert!(c.auth.unix.api_key && !c.auth.unix.peer);
+    assert!(c.check_required(true, true).is_ok());
+    let text = c.describe(&[crate::daemon::config::Listen::Tcp(
+        "127.0.0.1:2000".parse().unwrap(),
+    )]);
+    assert!(
+        text.contains("listener tcp:127.0.0.1:2000: api_key (default: the configured credentials)"),
+        "{text}"
+    );
+    assert!(text.contains("principal ci: profiles python"), "{text}");
+    assert!(
+        text.contains("everyone else (other principals, anonymous callers): every profile"),
+        "{text}"
+    );
+    assert!(text.contains("api key 0a1b2c3d: principal ci"), "{text}");
+    // Explicit methods stay as written.
+    let c = parse(&format!(
+        "[auth]\ntcp = [\"api_key\"]\nunix = [\"peer\"]\n{KEY}"
+    ))
+    .unwrap();
+    assert!(c.auth.unix.peer && !c.auth.unix.api_key);
+}
+
+#[test]
+fn a_listener_that_ignores_configured_credentials_is_refused() {
+    let c = parse(&format!("[auth]\ntcp = []\n{KEY}")).unwrap();
+    let e = c.check_required(true, false).unwrap_err();
+    assert!(
+        e.contains("[[auth.keys]]/keys_file configured, but `[auth] tcp` lists no method"),
+        "{e}"
+    );
+    // Only the listener kinds in use matter.
+    assert!(c.check_required(false, true).is_ok());
+    // Grants for principals nobody can become restrict nothing.
+    let c = parse("[principals.ci]\nprofiles = [\"python\"]\n").unwrap();
+    let e = c.check_required(false, true).unwrap_err();
+    assert!(e.contains("[principals.ci] configured"), "{e}");
+    assert!(e.contains("`[auth] unix` is not set"), "{e}");
+    let c =
+        parse("[auth]\nunix = [\"peer\"]\n[principals.\"uid:1000\"]\nprofiles = [\"python\"]\n")
+            .unwrap();
+    assert!(c.check_required(false, true).is_ok());
+    // Principals reachable through one listener: another may stay anonymous (it gets `*`).
+    assert!(c.check_required(true, true).is_ok());
+    assert!(
+        c.check_required(true, false).is_err(),
+        "nobody can be uid:1000"
+    );
+    // A service-wide grant for everyone (`*`) needs no authentication.
+    let c = parse("[principals.\"*\"]\nprofiles = [\"python\"]\n").unwrap();
+    assert!(c.check_required(true, true).is_ok());
+}

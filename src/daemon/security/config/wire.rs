@@ -154,6 +154,8 @@ pub struct HttpSection {
     pub handshake_timeout: S<String>,
     pub max_connections: S<i64>,
     pub max_connections_per_address: S<i64>,
+    /// Names clients on loopback may use in `Host` besides IP literals and `localhost`.
+    pub allowed_hosts: Vec<Spanned<String>>,
 }
 
 /// `[cors]`
