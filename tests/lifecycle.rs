@@ -1,6 +1,7 @@
 //! The sandbox lifecycle through the library: one sandbox, several execs, each with its own
 //! verdict and each confined like a one-shot payload; a socket created inside the sandbox's
-//! network namespace handed to the supervisor; nothing left behind by destroy or drop.
+//! network namespace handed to the supervisor; one seccomp listener serving every exec, counted
+//! per exec; nothing left behind by destroy or drop.
 //!
 //! Each test runs in its own process under nextest; the sandbox is cloned from the test's thread
 //! while the harness's main thread only waits for it.
@@ -184,4 +185,46 @@ fn destroy_and_drop_leave_no_process_or_cgroup_behind() {
             assert!(!g.exists(), "{} still there", g.display());
         }
     }
+}
+
+/// One seccomp listener serves every program of a sandbox; each verdict counts its own exec.
+#[test]
+fn seccomp_refusals_and_kills_are_counted_per_exec() {
+    let policy = Policy::default();
+    let mut sandbox = Sandbox::create(&policy.shape(), &CreateOptions::default()).unwrap();
+    let mut run = |script: &str| {
+        let v = sandbox.exec(&shell(&policy, script), &ExecOptions::default());
+        serde_json::to_value(&v).unwrap()
+    };
+    let unknown = r#"python3 -c "import ctypes; s = ctypes.CDLL(None).syscall; s(1000); s(1000)""#;
+    let first = run(unknown);
+    assert_eq!(first["status"], "ok", "{first}");
+    assert_eq!(first["seccomp_denied"][0]["nr"], 1000, "{first}");
+    assert_eq!(first["seccomp_denied"][0]["errno"], "ENOSYS", "{first}");
+    assert_eq!(first["seccomp_denied"][0]["count"], 2, "{first}");
+
+    let quiet = run("true");
+    assert_eq!(quiet["status"], "ok", "{quiet}");
+    assert_eq!(quiet["seccomp_denied"], serde_json::json!([]), "{quiet}");
+
+    // A grandchild's dangerous call: it dies, the shell goes on, the exec is a violation.
+    let ptrace =
+        r#"python3 -c "import ctypes; ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)"; echo after"#;
+    let third = run(ptrace);
+    assert_eq!(third["status"], "seccomp_violation", "{third}");
+    assert_eq!(third["seccomp_violation"]["syscall"], "ptrace", "{third}");
+    assert_eq!(third["stdout"]["data"], "after\n", "{third}");
+
+    let fourth = run(unknown);
+    assert_eq!(
+        fourth["status"], "ok",
+        "the violation was the third exec's: {fourth}"
+    );
+    assert_eq!(
+        fourth["seccomp_violation"],
+        serde_json::Value::Null,
+        "{fourth}"
+    );
+    assert_eq!(fourth["seccomp_denied"][0]["count"], 2, "{fourth}");
+    sandbox.destroy();
 }
