@@ -1,6 +1,6 @@
 //! Mount namespace: the sandbox's root filesystem as a plan (pure data) and its executor.
 //!
-//! `plan()` turns a `Policy` into `Vec<MountOp>` without touching the system, so the tree is unit
+//! `plan()` turns a sandbox's `Shape` into `Vec<MountOp>` without touching the system, so the tree is unit
 //! tested without root; `build()` applies it under a scratch directory in the child's private mount
 //! namespace, and `enter()` pivots into it (DESIGN §1 steps 5-8).
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::policy::{Policy, RootFs, SANDBOX_DIR};
+use crate::policy::{RootFs, SANDBOX_DIR, Shape};
 
 mod beneath;
 pub mod host_etc;
@@ -141,20 +141,12 @@ fn hosts(hostname: &str) -> String {
 /// Host device nodes bound into the minimal `/dev` (mknod is refused inside a user namespace).
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
-/// A host file read by the parent for `policy.copy_in`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopyData {
-    pub contents: Vec<u8>,
-    /// Permission bits of the host file (setuid/setgid/sticky dropped).
-    pub mode: u32,
-}
-
-/// Build the mount plan for a policy. `files` are the files to create in the writable mounts
-/// (`policy.copy_in` read by the parent, and work files given as content), by sandbox path.
-pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -> Vec<MountOp> {
+/// Build the mount plan of a sandbox. Files of an execution are not part of it: they are written
+/// at exec time, from inside (`sandbox::agent`).
+pub fn plan(shape: &Shape, host: &HostLayout) -> Vec<MountOp> {
     let p = PathBuf::from;
     let mut ops = Vec::new();
-    match &policy.rootfs {
+    match &shape.rootfs {
         RootFs::Host => {
             let copied: u64 = host
                 .etc
@@ -236,8 +228,8 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
             };
             ops.push(file("/etc/passwd", PASSWD));
             ops.push(file("/etc/group", GROUP));
-            ops.push(file("/etc/hostname", &format!("{}\n", policy.hostname)));
-            ops.push(file("/etc/hosts", &hosts(&policy.hostname)));
+            ops.push(file("/etc/hostname", &format!("{}\n", shape.hostname)));
+            ops.push(file("/etc/hosts", &hosts(&shape.hostname)));
             for dir in ["/proc", "/dev", "/tmp", SANDBOX_DIR] {
                 ops.push(MountOp::Mkdir { path: p(dir) });
             }
@@ -247,21 +239,21 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
         }),
     }
     ops.push(MountOp::Proc { target: p("/proc") });
-    dev_ops(&mut ops, policy.limits.tmp_size);
+    dev_ops(&mut ops, shape.limits.tmp_size);
     ops.push(MountOp::Tmpfs {
         target: p("/tmp"),
-        size: policy.limits.tmp_size,
+        size: shape.limits.tmp_size,
         mode: 0o1777,
         exec: true,
     });
     ops.push(MountOp::Tmpfs {
         target: p(SANDBOX_DIR),
-        size: policy.limits.sandbox_size,
+        size: shape.limits.sandbox_size,
         mode: 0o755,
         exec: true,
     });
-    for m in &policy.mounts {
-        if policy.rootfs == RootFs::Host {
+    for m in &shape.mounts {
+        if shape.rootfs == RootFs::Host {
             ops.push(MountOp::Mkdir {
                 path: m.target.clone(),
             });
@@ -272,11 +264,11 @@ pub fn plan(policy: &Policy, host: &HostLayout, files: &[(PathBuf, CopyData)]) -
             writable: m.writable,
         });
     }
-    for (target, data) in files {
+    for f in &shape.files {
         ops.push(MountOp::WriteFile {
-            path: target.clone(),
-            contents: data.contents.clone(),
-            mode: data.mode & 0o777,
+            path: f.path.clone(),
+            contents: f.contents.clone(),
+            mode: f.mode & 0o777,
         });
     }
     ops
@@ -686,7 +678,7 @@ pub fn cstring(path: &Path) -> Result<CString, FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::BindMount;
+    use crate::policy::{BindMount, Policy};
 
     fn layout() -> HostLayout {
         HostLayout {
@@ -719,7 +711,7 @@ mod tests {
 
     #[test]
     fn host_plan_binds_usr_read_only_and_only_listed_etc_files() {
-        let ops = plan(&Policy::default(), &layout(), &[]);
+        let ops = plan(&Policy::default().shape(), &layout());
         assert_eq!(
             ops[0],
             MountOp::RootTmpfs {
@@ -785,7 +777,7 @@ mod tests {
             ),
             ("pki/java/cacerts".into(), EtcEntry::BigFile),
         ];
-        let ops = plan(&Policy::default(), &host, &[]);
+        let ops = plan(&Policy::default().shape(), &host);
         let mkdir = |dir: &str| {
             pos(
                 &ops,
@@ -830,7 +822,7 @@ mod tests {
         let mut policy = Policy::default();
         policy.limits.tmp_size = 5 << 20;
         policy.limits.sandbox_size = 7 << 20;
-        let ops = plan(&policy, &layout(), &[]);
+        let ops = plan(&policy.shape(), &layout());
         let proc_at = pos(&ops, |op| matches!(op, MountOp::Proc { .. }));
         let dev_at = pos(
             &ops,
@@ -864,7 +856,7 @@ mod tests {
     fn rootfs_dir_plan_binds_the_directory_and_writes_nothing_into_it() {
         let mut policy = Policy::default();
         policy.rootfs = RootFs::Dir("/srv/rootfs".into());
-        let ops = plan(&policy, &layout(), &[]);
+        let ops = plan(&policy.shape(), &layout());
         assert_eq!(
             ops[0],
             MountOp::RootBind {
@@ -879,40 +871,38 @@ mod tests {
     }
 
     #[test]
-    fn extra_binds_and_copies_come_after_the_work_dir() {
+    fn extra_binds_come_after_the_work_dir() {
         let mut policy = Policy::default();
         policy.mounts.push(BindMount {
             source: "/data".into(),
             target: "/data".into(),
             writable: false,
         });
-        let ops = plan(
-            &policy,
-            &layout(),
-            &[(
-                "/sandbox/main.py".into(),
-                CopyData {
-                    contents: b"print(1)".to_vec(),
-                    mode: 0o4755,
-                },
-            )],
-        );
+        let ops = plan(&policy.shape(), &layout());
         let work = pos(
             &ops,
             |op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/sandbox")),
-        );
-        let copy = pos(
-            &ops,
-            |op| matches!(op, MountOp::WriteFile { path, .. } if path == Path::new("/sandbox/main.py")),
         );
         let bind = pos(
             &ops,
             |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/data")),
         );
-        assert!(work < copy && work < bind);
-        // Contents and the executable bits arrive; setuid does not.
-        assert!(
-            matches!(&ops[copy], MountOp::WriteFile { contents, mode: 0o755, .. } if contents == b"print(1)")
-        );
+        assert!(work < bind);
+    }
+
+    #[test]
+    fn files_of_the_shape_are_written_last_without_set_id_bits() {
+        let mut shape = Policy::default().shape();
+        shape.files.push(crate::policy::File {
+            path: "/.stockade/python/sitecustomize.py".into(),
+            contents: b"x".to_vec(),
+            mode: 0o4755,
+        });
+        let ops = plan(&shape, &layout());
+        assert!(matches!(
+            ops.last(),
+            Some(MountOp::WriteFile { path, mode: 0o755, .. })
+                if path == Path::new("/.stockade/python/sitecustomize.py")
+        ));
     }
 }

@@ -175,6 +175,15 @@ pub fn forbid_nested_userns() -> Result<(), NsError> {
     )
 }
 
+/// Make `last` the PID namespace's most recently allocated pid, so the next process gets the next
+/// free pid after it (`/proc/sys/kernel/ns_last_pid`; needs CAP_SYS_ADMIN over the namespace).
+pub fn set_last_pid(last: u32) -> Result<(), NsError> {
+    write_proc(
+        std::path::Path::new("/proc/sys/kernel/ns_last_pid"),
+        &last.to_string(),
+    )
+}
+
 /// Why user namespaces might be unavailable on this host, for error hints and `doctor`.
 pub fn userns_hint() -> String {
     let read = |p: &str| {

@@ -66,6 +66,122 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// The sandbox this policy asks for: everything that stays for the sandbox's whole life.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            hostname: self.hostname.clone(),
+            rootfs: self.rootfs.clone(),
+            mounts: self.mounts.clone(),
+            limits: self.limits.clone(),
+            network: self.network,
+            seccomp: self.seccomp.clone(),
+            landlock: self.landlock.clone(),
+            best_effort: self.best_effort,
+            files: Vec::new(),
+        }
+    }
+
+    /// The one program this policy runs, with `files` (work files given as content) to write
+    /// beneath the work dir first.
+    pub fn execution(&self, files: Vec<File>) -> Execution {
+        Execution {
+            argv: self.argv.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            copy_in: self.copy_in.clone(),
+            files,
+            limits: ExecLimits::of(&self.limits),
+        }
+    }
+}
+
+/// The sandbox's shape: its root, mounts, network, seccomp and Landlock policy and the limits of
+/// the whole sandbox. Every program executed in it is confined by all of this.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shape {
+    pub hostname: String,
+    pub rootfs: RootFs,
+    pub mounts: Vec<BindMount>,
+    /// Sandbox-wide: memory, pids and CPU bandwidth (one cgroup shared by every program), the
+    /// tmpfs sizes, and the per-process rlimits (open files, file size, stack). The fields of one
+    /// execution (`wall`, `cpu`, `output`, `output_mode`) come from each `Execution` instead.
+    pub limits: Limits,
+    pub network: NetworkMode,
+    pub seccomp: SeccompPolicy,
+    pub landlock: LandlockPolicy,
+    pub best_effort: BestEffort,
+    /// Files written into the new root during set-up, before it becomes read-only (the guard's
+    /// files under `/.stockade`): no program can change them. Files of one program belong in
+    /// `Execution::files`.
+    pub files: Vec<File>,
+}
+
+/// One program run in a sandbox: what to start, with which files, under which time and output
+/// limits. Its wall clock starts when it is handed to the sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Execution {
+    /// The command and its arguments, resolved against `PATH` of `env`.
+    pub argv: Vec<String>,
+    /// The exact environment of the program.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    pub cwd: PathBuf,
+    /// Host files copied beneath the work dir before the program starts (read without following
+    /// a symlink).
+    pub copy_in: Vec<CopyIn>,
+    /// Files given as content, written beneath the work dir before the program starts.
+    pub files: Vec<File>,
+    pub limits: ExecLimits,
+}
+
+/// A file given as content: absolute sandbox path under a writable mount, bytes, mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+/// The limits of one execution; the sandbox-wide ones are in `Shape::limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ExecLimits {
+    /// Wall-clock time from hand-over, enforced by the supervisor.
+    #[serde(serialize_with = "ser_opt_ms", deserialize_with = "de_opt_ms")]
+    pub wall: Option<Duration>,
+    /// CPU time the sandbox may spend on this execution (cgroup accounting, RLIMIT_CPU on the
+    /// program as a backstop).
+    #[serde(serialize_with = "ser_opt_ms", deserialize_with = "de_opt_ms")]
+    pub cpu: Option<Duration>,
+    /// Bytes captured per output stream.
+    pub output: u64,
+    pub output_mode: OutputMode,
+}
+
+impl ExecLimits {
+    /// The per-execution fields of `limits`.
+    pub fn of(limits: &Limits) -> ExecLimits {
+        ExecLimits {
+            wall: limits.wall,
+            cpu: limits.cpu,
+            output: limits.output,
+            output_mode: limits.output_mode,
+        }
+    }
+
+    /// `sandbox` with this execution's fields: the limits one program ran under, as a verdict
+    /// reports them.
+    pub fn within(&self, sandbox: &Limits) -> Limits {
+        Limits {
+            wall: self.wall,
+            cpu: self.cpu,
+            output: self.output,
+            output_mode: self.output_mode,
+            ..sandbox.clone()
+        }
+    }
+}
+
 /// The writable work directory inside every sandbox.
 pub const SANDBOX_DIR: &str = "/sandbox";
 

@@ -11,7 +11,7 @@ pub struct RlimitError {
     resource: &'static str,
     soft: u64,
     hard: u64,
-    errno: Errno,
+    pub(crate) errno: Errno,
 }
 
 /// One `setrlimit` call.
@@ -50,15 +50,7 @@ pub fn plan(limits: &Limits, backstops: Backstops) -> Vec<Rlimit> {
         one("RLIMIT_STACK", libc::RLIMIT_STACK, limits.stack),
     ];
     if let Some(cpu) = limits.cpu {
-        // Per process, whole seconds: SIGXCPU at the soft limit, SIGKILL one second later. The
-        // supervisor's cgroup accounting is the precise, whole-sandbox limit.
-        let secs = cpu.as_secs() + u64::from(cpu.subsec_nanos() > 0);
-        out.push(Rlimit {
-            name: "RLIMIT_CPU",
-            resource: libc::RLIMIT_CPU,
-            soft: secs,
-            hard: secs + 1,
-        });
+        out.push(cpu_limit(cpu));
     }
     if let (true, Some(mem)) = (backstops.memory, limits.memory) {
         out.push(one("RLIMIT_AS", libc::RLIMIT_AS, mem));
@@ -67,6 +59,18 @@ pub fn plan(limits: &Limits, backstops: Backstops) -> Vec<Rlimit> {
         out.push(one("RLIMIT_NPROC", libc::RLIMIT_NPROC, pids));
     }
     out
+}
+
+/// RLIMIT_CPU for a CPU-time limit: per process, whole seconds rounded up, SIGXCPU at the soft
+/// limit and SIGKILL one second later. The supervisor's cgroup accounting is the precise limit.
+pub fn cpu_limit(cpu: std::time::Duration) -> Rlimit {
+    let secs = cpu.as_secs() + u64::from(cpu.subsec_nanos() > 0);
+    Rlimit {
+        name: "RLIMIT_CPU",
+        resource: libc::RLIMIT_CPU,
+        soft: secs,
+        hard: secs + 1,
+    }
 }
 
 /// Apply a plan to the calling process (inherited across fork and execve).

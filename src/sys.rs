@@ -221,12 +221,7 @@ pub fn loopback_up() -> Result<(), Errno> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "IFF_UP | IFF_RUNNING is 0x41, which fits the kernel's short flags field"
-    )]
-    let flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    req.ifr_ifru.ifru_flags = flags;
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq we own.
     let ret = unsafe {
         libc::ioctl(
@@ -285,20 +280,71 @@ pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> R
     Errno::result(ret).map(drop)
 }
 
-/// `getrusage(RUSAGE_CHILDREN)`: (user µs, system µs, max RSS bytes) of reaped descendants.
-pub fn children_rusage() -> (u64, u64, u64) {
+/// How a child ended and what it used, from `wait4(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_us: u64,
+    pub sys_us: u64,
+    /// Peak resident set in bytes.
+    pub maxrss: u64,
+}
+
+/// `wait4(pid, nohang)`: reap one child (`-1`: any) and return its pid, how it ended and its own
+/// resource usage (with that of the descendants it reaped). `Ok(None)`: none has ended yet
+/// (`nohang`). Retries on `EINTR`; allocates nothing (the init runs it under its tiny filter).
+pub fn reap(pid: i32, nohang: bool) -> Result<Option<(i32, Reaped)>, Errno> {
+    let mut status: libc::c_int = 0;
     // SAFETY: rusage is a plain C struct filled by the kernel.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to our rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    let reaped = loop {
+        // SAFETY: valid pointers to our status and rusage.
+        let ret = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        match Errno::result(ret) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Ok(None),
+            Ok(pid) => break pid,
+        }
+    };
     let us = |tv: libc::timeval| {
         u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(tv.tv_usec).unwrap_or(0)
     };
-    (
-        us(ru.ru_utime),
-        us(ru.ru_stime),
-        u64::try_from(ru.ru_maxrss).unwrap_or(0) * 1024,
-    )
+    Ok(Some((
+        reaped,
+        Reaped {
+            code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+            signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+            user_us: us(ru.ru_utime),
+            sys_us: us(ru.ru_stime),
+            maxrss: u64::try_from(ru.ru_maxrss).unwrap_or(0) * 1024,
+        },
+    )))
+}
+
+/// `clone(CLONE_PARENT | SIGCHLD)`: like fork(2), but the new process is our sibling: a child of
+/// our parent, which reaps it and sees its exit status. Returns 0 in the new process.
+///
+/// The caller must be single-threaded (no lock held by another thread is copied); no fork
+/// handlers run.
+pub fn clone_sibling() -> Result<i32, Errno> {
+    let flags = libc::CLONE_PARENT as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a null stack makes clone behave like fork (the child runs on a copy of our stack);
+    // no pointers for tids or TLS are passed.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    i32::try_from(Errno::result(ret)?).map_err(|_| Errno::EOVERFLOW)
+}
+
+/// The pid (in our PID namespace) of the process a pidfd refers to, from
+/// `/proc/self/fdinfo/FD`; `None` once it has been reaped.
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&pid: &i32| pid > 0)
 }
 
 /// `sigtimedwait(set, timeout)` returning the signal number.
@@ -369,17 +415,6 @@ pub fn ensure_stdio_open() {
     }
 }
 
-/// Zero-or-positive pids of the children of `pid` (`/proc/PID/task/PID/children`).
-pub fn children_of(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// (start, end) of our argv block and environment block, from `/proc/self/stat` fields 48-51.
 pub fn arg_env_ranges() -> [(usize, usize); 2] {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -414,6 +449,102 @@ pub fn set_sigchld_ignored(ignored: bool) -> Result<(), Errno> {
     };
     // SAFETY: SIG_IGN and SIG_DFL are not functions; no handler code runs.
     unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGCHLD, handler) }.map(drop)
+}
+
+/// Most descriptors one `recv_fds` accepts: the kernel's own `SCM_MAX_FD`, so a sender can never
+/// make the control message overflow (`MSG_CTRUNC` would leave installed descriptors we cannot see).
+const SCM_MAX_FD: usize = 253;
+
+/// A `SOCK_SEQPACKET` Unix socketpair, both ends close-on-exec: message boundaries are kept and a
+/// datagram larger than the reader's buffer is reported (`MSG_TRUNC`), never split.
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// `sendmsg(2)`: one datagram `data` with `fds` attached as `SCM_RIGHTS`.
+pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Errno> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [std::io::IoSlice::new(data)];
+    loop {
+        match sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(n) if n == data.len() => return Ok(()),
+            // A seqpacket datagram goes whole or not at all.
+            Ok(_) => return Err(Errno::EMSGSIZE),
+        }
+    }
+}
+
+/// One datagram received by `recv_fds`.
+pub struct Received {
+    /// Bytes stored in the caller's buffer; 0 means the peer closed its end.
+    pub len: usize,
+    /// The datagram was longer than the buffer (the rest is lost).
+    pub truncated: bool,
+    /// Descriptors that came with it, owned (and close-on-exec) from here on.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// `recvmsg(2)` of one datagram into `buf`, taking ownership of any `SCM_RIGHTS` descriptors
+/// (received with `MSG_CMSG_CLOEXEC`, so none leaks into a later `execve`). `nonblocking` adds
+/// `MSG_DONTWAIT`.
+pub fn recv_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    nonblocking: bool,
+) -> Result<Received, Errno> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let mut space = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    // The buffer holds SCM_MAX_FD descriptors, so the control data is never truncated.
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                // SAFETY: SCM_RIGHTS installed this descriptor in our table for us alone; nothing
+                // else refers to the number.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Ok(Received {
+        len: msg.bytes,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+        fds,
+    })
+}
+
+/// Set `signal` to SIG_IGN or back to SIG_DFL.
+pub fn set_ignored(signal: i32, ignored: bool) -> Result<(), Errno> {
+    use nix::sys::signal::{SigHandler, Signal};
+    let handler = if ignored {
+        SigHandler::SigIgn
+    } else {
+        SigHandler::SigDfl
+    };
+    let signal = Signal::try_from(signal)?;
+    // SAFETY: SIG_IGN and SIG_DFL are not functions; no handler code runs.
+    unsafe { nix::sys::signal::signal(signal, handler) }.map(drop)
 }
 
 /// `recvmsg(2)` of one datagram into `buf`, with at most one descriptor attached as

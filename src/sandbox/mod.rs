@@ -1,30 +1,36 @@
-//! The sandbox, parent side: prepare everything that allocates, `clone3` into fresh namespaces,
-//! release the child, supervise it (pipes, limits, signals) and turn what happened into a verdict.
+//! The sandbox, parent side. A sandbox has a life: `Sandbox::create` prepares everything that
+//! allocates, `clone3`s into fresh namespaces and waits until the agent inside is locked down at
+//! the pre-exec point; `Sandbox::exec` hands it one program and supervises that program into its
+//! own verdict; `Sandbox::destroy` (or dropping it) tears it down. `run` is the three in a row.
 
+mod agent;
+mod cause;
 mod child;
 mod echo;
 mod feeder;
+mod lifecycle;
+mod outcome;
 pub mod protocol;
 pub mod stages;
 mod supervise;
 mod watchdog;
 mod workdir;
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-
+use std::io::{Seek, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use nix::errno::Errno;
 
+pub use self::lifecycle::{CreateOptions, ExecOptions, Sandbox, SandboxError};
+use self::protocol::{ExecSpec, FileSpec, ProtocolError};
 pub use self::supervise::{Channel, Echo, Stdin};
 use crate::cgroup::{LimitManager, RunGroup};
 use crate::fs::{self, HostLayout};
-use crate::policy::{Policy, SeccompDefault};
-use crate::verdict::{Enforced, SeccompStatus, Status, Verdict};
-use crate::{caps, ns, rlimit, seccomp, sys};
+use crate::policy::{Execution, File, Limits, Policy, SANDBOX_DIR, Shape};
+use crate::verdict::Verdict;
+use crate::{ns, rlimit, seccomp, sys};
 
 /// How a run is wired to its caller.
 pub struct RunOptions<'a> {
@@ -83,25 +89,53 @@ pub enum PrepareError {
     },
     #[error("create pipe: {0}")]
     Pipe(Errno),
+    #[error("socketpair(AF_UNIX, SOCK_SEQPACKET) for the protocol: {0}")]
+    Socket(Errno),
+    #[error("open /dev/null for the sandbox's init: {0}")]
+    DevNull(Errno),
+    #[error("{call} for the exec request's files: {errno}")]
+    ExecData { call: &'static str, errno: Errno },
     #[error("clone3 into new namespaces: {errno}; {hint}")]
     Clone { errno: Errno, hint: String },
     #[error("{0}")]
     Ns(#[from] ns::NsError),
 }
 
-/// Run `policy` to completion and report what happened. Never panics on payload behaviour; every
-/// failure becomes a verdict.
+/// Run `policy` to completion and report what happened: create a sandbox of its shape, execute
+/// its one program, destroy the sandbox. Never panics on payload behaviour; every failure becomes
+/// a verdict.
 pub fn run(policy: &Policy, opts: &RunOptions) -> Verdict {
     let started = Instant::now();
-    match run_inner(policy, opts, started) {
-        Ok(v) => v,
-        Err(e) => {
-            let mut v =
-                Verdict::not_started(Status::SetupFailed, policy.limits.clone(), e.to_string());
-            v.wall_ms = ms(started);
-            v
-        }
-    }
+    let create = CreateOptions {
+        limits: opts.limits,
+        ids: opts.ids,
+    };
+    // Files beneath the writable mounts are the program's, written at exec time; others (the
+    // guard's, in the root) are part of the sandbox, written at set-up and read-only after.
+    let (files, root_files): (Vec<File>, Vec<File>) = opts
+        .files
+        .iter()
+        .map(|(path, contents)| File {
+            path: path.clone(),
+            contents: contents.clone(),
+            mode: 0o644,
+        })
+        .partition(|f| f.path.starts_with(SANDBOX_DIR) || f.path.starts_with("/tmp"));
+    let mut shape = policy.shape();
+    shape.files = root_files;
+    let mut sandbox = match Sandbox::create(&shape, &create) {
+        Ok(sandbox) => sandbox,
+        Err(e) => return e.into_verdict(policy.limits.clone(), started),
+    };
+    let exec = ExecOptions {
+        stdin: opts.stdin.clone(),
+        echo: opts.echo,
+        forward_signals: opts.forward_signals,
+        cancel: opts.cancel,
+    };
+    let verdict = sandbox.exec_last(&policy.execution(files), &exec);
+    sandbox.destroy();
+    verdict
 }
 
 fn ms(since: Instant) -> u64 {
@@ -114,52 +148,30 @@ struct Prepared {
     scratch: PathBuf,
     filters: seccomp::Filters,
     init_filters: seccomp::Filters,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
     rlimits: Vec<rlimit::Rlimit>,
     group: Option<RunGroup>,
 }
 
-fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError> {
+fn prepare(shape: &Shape, limits: Option<&LimitManager>) -> Result<Prepared, PrepareError> {
     static HOST: OnceLock<HostLayout> = OnceLock::new();
-    let mut files = read_copies(policy)?;
-    files.extend(opts.files.iter().map(|(target, contents)| {
-        (
-            target.clone(),
-            fs::CopyData {
-                contents: contents.clone(),
-                mode: 0o644,
-            },
-        )
-    }));
     // Root's supplementary groups would follow the child into the sandbox (issue: setpriv
     // --groups=0,4,42 kept them); once dropped they stay dropped for this process.
     ns::drop_supplementary_groups()?;
-    let group = opts.limits.map(|m| m.create(&policy.limits)).transpose()?;
+    let group = limits.map(|m| m.create(&shape.limits)).transpose()?;
     let enforced = group.as_ref().map(RunGroup::enforced).unwrap_or_default();
-    fail_closed(policy, &enforced)?;
-    let cstr = |s: &str, what: &str| {
-        CString::new(s).map_err(|_| PrepareError::Nul {
-            what: what.to_string(),
-        })
+    fail_closed(shape, &enforced)?;
+    // RLIMIT_CPU is per execution: each program gets its own (`agent`), not the agent itself.
+    let sandbox_wide = Limits {
+        cpu: None,
+        ..shape.limits.clone()
     };
     Ok(Prepared {
-        plan: fs::plan(policy, HOST.get_or_init(HostLayout::discover), &files),
+        plan: fs::plan(shape, HOST.get_or_init(HostLayout::discover)),
         scratch: fs::scratch_dir()?,
-        filters: seccomp::compile(&policy.seccomp, policy.network)?,
+        filters: seccomp::compile(&shape.seccomp, shape.network)?,
         init_filters: seccomp::compile_init()?,
-        argv: policy
-            .argv
-            .iter()
-            .map(|a| cstr(a, "an argument"))
-            .collect::<Result<_, _>>()?,
-        envp: policy
-            .env
-            .iter()
-            .map(|(k, v)| cstr(&format!("{k}={v}"), &format!("environment variable {k}")))
-            .collect::<Result<_, _>>()?,
         rlimits: rlimit::plan(
-            &policy.limits,
+            &sandbox_wide,
             rlimit::Backstops {
                 memory: !enforced.memory_limit_enforced,
                 pids: !enforced.pids_limit_enforced,
@@ -169,16 +181,16 @@ fn prepare(policy: &Policy, opts: &RunOptions) -> Result<Prepared, PrepareError>
     })
 }
 
-/// A limit the policy asks for and no kernel mechanism enforces is an error unless the policy
-/// marks cgroups best-effort.
+/// A limit the shape asks for and no kernel mechanism enforces is an error unless it marks
+/// cgroups best-effort.
 fn fail_closed(
-    policy: &Policy,
+    shape: &Shape,
     enforced: &crate::verdict::CgroupEnforced,
 ) -> Result<(), PrepareError> {
-    if policy.best_effort.cgroup {
+    if shape.best_effort.cgroup {
         return Ok(());
     }
-    let l = &policy.limits;
+    let l = &shape.limits;
     for (asked, ok, layer) in [
         (l.memory.is_some(), enforced.memory_limit_enforced, "memory"),
         (l.pids.is_some(), enforced.pids_limit_enforced, "pids"),
@@ -204,10 +216,10 @@ fn fail_closed(
     Ok(())
 }
 
-fn read_copies(policy: &Policy) -> Result<Vec<(PathBuf, fs::CopyData)>, PrepareError> {
-    let limit = policy.limits.sandbox_size;
-    policy
-        .copy_in
+/// The host files of `copy_in`, read without following a symlink anywhere on their paths and
+/// bounded by the work dir's size.
+fn read_copies(copy_in: &[crate::policy::CopyIn], limit: u64) -> Result<Vec<File>, PrepareError> {
+    copy_in
         .iter()
         .map(|c| {
             let err = |why: String| PrepareError::CopyIn {
@@ -235,170 +247,59 @@ fn read_copies(policy: &Policy) -> Result<Vec<(PathBuf, fs::CopyData)>, PrepareE
             let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
             std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| err(e.to_string()))?;
             let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-            Ok((
-                c.target.clone(),
-                fs::CopyData {
-                    contents: data,
-                    mode,
-                },
-            ))
+            Ok(File {
+                path: c.target.clone(),
+                contents: data,
+                mode,
+            })
         })
         .collect()
 }
 
-struct Pipes {
-    go: (OwnedFd, OwnedFd),
-    stdin: (OwnedFd, OwnedFd),
-    stdout: (OwnedFd, OwnedFd),
-    stderr: (OwnedFd, OwnedFd),
-    proto: (OwnedFd, OwnedFd),
-    /// (supervisor, child): the payload sends its seccomp listener over it (SCM_RIGHTS).
-    notify: (OwnedFd, OwnedFd),
-}
-
-fn pipes() -> Result<Pipes, PrepareError> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-    let p = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(PrepareError::Pipe);
-    Ok(Pipes {
-        go: p()?,
-        stdin: p()?,
-        stdout: p()?,
-        stderr: p()?,
-        proto: p()?,
-        notify: socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(PrepareError::Pipe)?,
-    })
-}
-
-fn run_inner(
-    policy: &Policy,
-    opts: &RunOptions,
-    started: Instant,
-) -> Result<Verdict, PrepareError> {
-    static SCRUB: OnceLock<[(usize, usize); 2]> = OnceLock::new();
-    let prep = prepare(policy, opts)?;
-    let pipes = pipes()?;
-    let spec = child::Spec {
-        policy,
-        plan: &prep.plan,
-        scratch: &prep.scratch,
-        filters: &prep.filters,
-        init_filters: &prep.init_filters,
-        argv: &prep.argv,
-        envp: &prep.envp,
-        rlimits: &prep.rlimits,
-        cap_last_cap: caps::last_cap(),
-        time_ns: ns::time_namespaces_available(),
-        scrub: *SCRUB.get_or_init(sys::arg_env_ranges),
-        fds: [
-            &pipes.go.0,
-            &pipes.stdin.0,
-            &pipes.stdout.1,
-            &pipes.stderr.1,
-            &pipes.proto.1,
-            &pipes.notify.1,
-        ]
-        .map(AsRawFd::as_raw_fd),
-    };
-    // Held until the run is over (the child closes its inherited copy in its first step).
-    let lease = match opts.ids {
-        Some(ids) => ns::lease::Lease::fixed(ids),
-        None => ns::IdMap::for_caller()?,
-    };
-    let cgroup_fd = prep.group.as_ref().and_then(RunGroup::clone_into_fd);
-    let (pid, pidfd) = match sys::clone3(ns::CLONE_FLAGS, cgroup_fd) {
-        Ok(sys::Cloned::Child) => child::init(&spec),
-        Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(errno) => {
-            return Err(PrepareError::Clone {
-                errno,
-                hint: ns::userns_hint(),
-            });
-        }
-    };
-    let ids = lease.ids;
-    // Release the child as soon as it has its ids, then attach the cgroups while it builds its
-    // mount tree; it waits for the second byte before forking the payload.
-    let release = ids.write(pid).map_err(PrepareError::from).and_then(|()| {
-        let _ = nix::unistd::write(&pipes.go.1, b"g");
-        prep.group
-            .as_ref()
-            .map_or(Ok(()), |g| g.attach(pid).map_err(PrepareError::from))
-    });
-    if let Err(e) = release {
-        // The child exits on EOF of the release pipe or dies here; reap it before reporting.
-        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(e);
+/// The memfd of an exec request: `ExecSpec` JSON, then each file's bytes. Copy-ins are read from
+/// the host now, at exec time.
+fn exec_data(exec: &Execution, work_dir: u64) -> Result<(std::os::fd::OwnedFd, u64), SandboxError> {
+    let nul = |what: String| PrepareError::Nul { what };
+    if exec.argv.iter().any(|a| a.contains('\0')) {
+        return Err(nul("an argument".into()).into());
     }
-    let _ = nix::unistd::write(&pipes.go.1, b"l");
-    let Pipes {
-        stdin,
-        stdout,
-        stderr,
-        proto,
-        go,
-        notify,
-    } = pipes;
-    // The release pipe's write end stays open until the run is over: the child takes its
-    // hang-up as the supervisor's death (see `child::setup`).
-    let (go_read, _supervisor_alive) = go;
-    drop((go_read, stdin.0, stdout.1, stderr.1, proto.1, notify.1));
-    let outcome = supervise::Supervisor {
-        policy,
-        pidfd: &pidfd,
-        group: prep.group.as_ref(),
-        started,
-        notify: seccomp::Notifier::new(&prep.filters, notify.0),
+    if let Some((k, _)) = exec
+        .env
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(nul(format!("environment variable {k}")).into());
     }
-    .run(opts, [stdin.1, stdout.0, stderr.0, proto.0]);
-    let mut verdict = outcome.into_verdict(policy, prep.group.as_ref());
-    verdict.enforced = enforced(policy, &prep, ids, &verdict);
-    if let Some(group) = prep.group {
-        if let Err(e) = group.destroy() {
-            tracing::warn!("cgroup clean-up: {e}");
-        }
-    }
-    Ok(verdict)
-}
-
-fn enforced(policy: &Policy, prep: &Prepared, ids: ns::IdMap, verdict: &Verdict) -> Enforced {
-    let ran = verdict.status != Status::SetupFailed;
-    let mut e = verdict.enforced.clone();
-    e.userns = true;
-    e.pidns = true;
-    e.netns = true;
-    e.mountns = true;
-    e.ipcns = true;
-    e.utsns = true;
-    e.timens = ran && ns::time_namespaces_available();
-    e.cgroupns = true;
-    e.outer_uid = ids.outer_uid;
-    e.capabilities_dropped = ran;
-    e.no_new_privs = ran;
-    e.readonly_root = ran;
-    e.seccomp = SeccompStatus {
-        enabled: ran,
-        default_action: match policy.seccomp.default_action {
-            SeccompDefault::Kill => "kill",
-            SeccompDefault::Errno => "errno",
-            SeccompDefault::Log => "log",
-        }
-        .into(),
-        instructions: prep.filters.instructions(),
+    let mut files = read_copies(&exec.copy_in, work_dir)?;
+    files.extend(exec.files.iter().cloned());
+    let spec = ExecSpec {
+        argv: exec.argv.clone(),
+        env: exec.env.clone(),
+        cwd: exec.cwd.clone(),
+        files: files
+            .iter()
+            .map(|f| FileSpec {
+                path: f.path.clone(),
+                mode: f.mode & 0o777,
+                len: f.contents.len() as u64,
+            })
+            .collect(),
+        cpu_ms: exec
+            .limits
+            .cpu
+            .map(|c| u64::try_from(c.as_millis()).unwrap_or(u64::MAX)),
     };
-    e.cgroup = prep
-        .group
-        .as_ref()
-        .map(RunGroup::enforced)
-        .unwrap_or_else(|| crate::verdict::CgroupEnforced {
-            backend: "none".into(),
-            ..Default::default()
-        });
-    e
+    let json = serde_json::to_vec(&spec).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let call = |call: &'static str| move |errno| PrepareError::ExecData { call, errno };
+    let fd =
+        nix::sys::memfd::memfd_create(c"stockade-exec", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(call("memfd_create"))?;
+    let mut file = std::fs::File::from(fd);
+    let io = |e: std::io::Error| call("write")(Errno::from_raw(e.raw_os_error().unwrap_or(0)));
+    file.write_all(&json).map_err(io)?;
+    for f in &files {
+        file.write_all(&f.contents).map_err(io)?;
+    }
+    file.rewind().map_err(io)?;
+    Ok((file.into(), json.len() as u64))
 }

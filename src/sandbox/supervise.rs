@@ -1,5 +1,6 @@
-//! The supervisor loop: one `poll(2)` over the init's pidfd, the output pipes, the protocol pipe,
-//! stdin, the OOM event and our own signals, with the wall-time deadline as the poll timeout.
+//! The supervisor loop of one exec: one `poll(2)` over the init's pidfd, the program's output
+//! pipes, the protocol socket, stdin, the OOM event and our own signals, with the wall-time
+//! deadline (counted from hand-over) as the poll timeout.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -12,11 +13,12 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 
 use super::echo::EchoQueue;
 use super::feeder::Feeder;
-use super::protocol::{self, Exit, Message};
+use super::outcome::Outcome;
+use super::protocol::{self, Exit, Up};
 use super::watchdog::Deadline;
 use crate::cgroup::RunGroup;
-use crate::policy::{OutputMode, Policy};
-use crate::verdict::{CpuTime, SeccompDenied, SeccompViolation, Status, Stream, Verdict};
+use crate::policy::{Limits, OutputMode};
+use crate::verdict::Status;
 use crate::{seccomp, sys};
 
 /// Where the payload's standard input comes from.
@@ -56,44 +58,39 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 pub(super) const CHUNK: usize = 64 * 1024;
 
 pub(super) struct Supervisor<'a> {
-    pub policy: &'a Policy,
+    /// The limits this program runs under (the execution's within the sandbox's).
+    pub limits: &'a Limits,
     pub pidfd: &'a OwnedFd,
+    pub proto: BorrowedFd<'a>,
     pub group: Option<&'a RunGroup>,
+    /// Hand-over: the wall clock of this exec starts here.
     pub started: Instant,
-    /// Answers the payload's refused syscalls and kills the callers of dangerous ones.
-    pub notify: seccomp::Notifier,
+    /// The sandbox's seccomp listener: answers refused syscalls, kills the callers of dangerous
+    /// ones. Owned by the sandbox; this exec's counts are taken from it at the end.
+    pub notify: &'a mut seccomp::Notifier,
+    /// Kill the sandbox as soon as the program has exited (`run`: what it left behind dies now,
+    /// as when the init used to exit with its one payload).
+    pub end_on_exit: bool,
+    /// The sandbox's CPU accounting when this exec began, so the CPU limit and the verdict's CPU
+    /// time count this exec alone.
+    pub cpu_base: CpuBase,
 }
 
-#[derive(Default)]
-struct Capture {
-    data: Vec<u8>,
-    total: u64,
-    open: bool,
-}
-
-/// What the supervisor saw; turned into a verdict by `into_verdict`.
-pub(super) struct Outcome {
-    exit: Option<Exit>,
-    init_signal: Option<i32>,
-    setup_error: Option<protocol::SetupError>,
-    exec_failed: Option<(String, i32)>,
-    landlock: Option<(String, u32)>,
-    killed_for: Option<Status>,
-    stdout: Capture,
-    stderr: Capture,
-    wall: Duration,
-    seccomp_violation: Option<SeccompViolation>,
-    seccomp_denied: Vec<SeccompDenied>,
-    cancelled: bool,
+/// Cgroup CPU counters at the start of an exec (zero for the first, which so also counts the
+/// sandbox's set-up, as a one-shot run always has).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CpuBase {
+    pub usage_us: u64,
+    pub user_us: u64,
+    pub system_us: u64,
 }
 
 /// The supervisor's side of the pipes, and what it is waiting for.
 struct Io<'a> {
     stdout: OwnedFd,
     stderr: OwnedFd,
-    proto: OwnedFd,
+    proto: BorrowedFd<'a>,
     proto_open: bool,
-    reader: protocol::Reader,
     feeder: Feeder,
     signals: Option<SignalFd>,
     cancel: Option<BorrowedFd<'a>>,
@@ -103,12 +100,20 @@ struct Io<'a> {
     buf: Vec<u8>,
 }
 
-/// Where the run is: the init's end, and how many interrupts we received.
+/// Where the exec is: its end (program exited, or the init is gone), the program, and how many
+/// interrupts we received.
 #[derive(Default)]
 struct Progress {
-    init_done: Option<Instant>,
+    ended: Option<Instant>,
+    /// The program's pid inside the sandbox and its pidfd, once the agent said `Started`.
+    program: Option<(i32, OwnedFd)>,
+    /// Exits the init reported before `Started` arrived (one may be the program's).
+    early: Vec<Exit>,
     interrupts: u32,
 }
+
+/// Most early exits kept: orphans of earlier execs ending now are not worth more.
+const EARLY_EXITS: usize = 64;
 
 /// Poll slots, in the order `poll_once` fills them.
 const PIDFD: usize = 0;
@@ -126,28 +131,27 @@ const NOTIFY: usize = 11;
 const SLOTS: usize = 12;
 
 impl<'a> Supervisor<'a> {
-    /// Supervise until the init is gone and the pipes are drained.
-    pub fn run(mut self, opts: &'a super::RunOptions<'a>, pipes: [OwnedFd; 4]) -> Outcome {
-        let [stdin, stdout, stderr, proto] = pipes;
+    /// Supervise until the program has exited (or the init is gone) and its pipes are drained.
+    pub fn run(mut self, opts: &'a super::ExecOptions<'a>, pipes: [OwnedFd; 3]) -> Outcome {
+        let [stdin, stdout, stderr] = pipes;
         let mut io = Io {
             stdout,
             stderr,
-            proto,
+            proto: self.proto,
             proto_open: true,
-            reader: protocol::Reader::default(),
             feeder: Feeder::new(&opts.stdin, stdin),
             signals: opts.forward_signals.then(signal_fd).flatten(),
             cancel: opts.cancel,
             echo: opts.echo,
-            queues: [1, 2].map(|fd| EchoQueue::new(fd, self.policy.limits.output)),
+            queues: [1, 2].map(|fd| EchoQueue::new(fd, self.limits.output)),
             buf: vec![0u8; CHUNK],
         };
         let mut out = Outcome::new();
         let deadline = Deadline::default();
-        let wall = self.policy.limits.wall.map(|w| self.started + w);
+        let wall = self.limits.wall.map(|w| self.started + w);
         std::thread::scope(|scope| {
             let timer = wall.map(|at| deadline.start(scope, at, self.pidfd.as_fd()));
-            self.supervise(&mut io, &mut out);
+            self.supervise(&mut io, &mut out, &deadline);
             deadline.stop();
             drop(timer);
         });
@@ -158,28 +162,31 @@ impl<'a> Supervisor<'a> {
         for queue in &mut io.queues {
             queue.finish();
         }
-        out.seccomp_violation = self.notify.violation();
-        out.seccomp_denied = self.notify.denied();
+        (out.seccomp_violation, out.seccomp_denied) = self.notify.take_counts();
         out
     }
 
-    /// The loop proper: until the init is gone and the pipes are drained.
-    fn supervise(&mut self, io: &mut Io, out: &mut Outcome) {
+    /// The loop proper: until the program has exited (or the init is gone) and the pipes are
+    /// drained. The wall clock stops at the program's exit: draining is not its time.
+    fn supervise(&mut self, io: &mut Io, out: &mut Outcome, deadline: &Deadline) {
         let mut run = Progress::default();
         loop {
             let now = Instant::now();
-            let drained = !(out.stdout.open || out.stderr.open || io.proto_open);
+            let drained = !(out.stdout.open || out.stderr.open);
             if run
-                .init_done
+                .ended
                 .is_some_and(|done| drained || now >= done + DRAIN_GRACE)
             {
                 break;
             }
-            if out.killed_for.is_none() && run.init_done.is_none() {
+            if out.killed_for.is_none() && run.ended.is_none() {
                 self.enforce_time_limits(now, out);
             }
             let ready = self.poll_once(io, out, &run, self.timeout(now, out, &run));
             self.handle(ready, io, out, &mut run);
+            if run.ended.is_some() {
+                deadline.stop();
+            }
         }
         if let Some(sigs) = io.signals.take() {
             restore_signals(sigs);
@@ -188,13 +195,13 @@ impl<'a> Supervisor<'a> {
 
     /// Wall time from the deadline; CPU time from the cgroup's accounting.
     fn enforce_time_limits(&self, now: Instant, out: &mut Outcome) {
-        let limits = &self.policy.limits;
+        let limits = self.limits;
         if limits.wall.is_some_and(|w| now >= self.started + w) {
             self.kill(out, Status::TimeoutWall);
         } else if let (Some(cpu), Some(used)) =
             (limits.cpu, self.group.and_then(RunGroup::cpu_usage_us))
         {
-            if Duration::from_micros(used) >= cpu {
+            if Duration::from_micros(used.saturating_sub(self.cpu_base.usage_us)) >= cpu {
                 self.kill(out, Status::TimeoutCpu);
             }
         }
@@ -202,15 +209,15 @@ impl<'a> Supervisor<'a> {
 
     /// Until the next thing to check: the wall deadline, the next CPU poll, or the end of draining.
     fn timeout(&self, now: Instant, out: &Outcome, run: &Progress) -> Duration {
-        if let Some(done) = run.init_done {
+        if let Some(done) = run.ended {
             return (done + DRAIN_GRACE).saturating_duration_since(now);
         }
         let mut timeout = Duration::from_secs(3600);
         if out.killed_for.is_none() {
-            if let Some(w) = self.policy.limits.wall {
+            if let Some(w) = self.limits.wall {
                 timeout = timeout.min((self.started + w).saturating_duration_since(now));
             }
-            if self.policy.limits.cpu.is_some() && self.group.is_some() {
+            if self.limits.cpu.is_some() && self.group.is_some() {
                 timeout = timeout.min(CPU_POLL);
             }
         }
@@ -226,16 +233,15 @@ impl<'a> Supervisor<'a> {
         timeout: Duration,
     ) -> [bool; SLOTS] {
         let slots: [Option<(BorrowedFd, PollFlags)>; SLOTS] = [
-            run.init_done
-                .is_none()
-                .then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
+            (!out.init_gone).then(|| (self.pidfd.as_fd(), PollFlags::POLLIN)),
             out.stdout
                 .open
                 .then(|| (io.stdout.as_fd(), PollFlags::POLLIN)),
             out.stderr
                 .open
                 .then(|| (io.stderr.as_fd(), PollFlags::POLLIN)),
-            io.proto_open.then(|| (io.proto.as_fd(), PollFlags::POLLIN)),
+            // After the program's end, what comes belongs to no one: leave it for the next exec.
+            (io.proto_open && run.ended.is_none()).then_some((io.proto, PollFlags::POLLIN)),
             io.feeder
                 .wants_input()
                 .then(|| (sys::borrow_fd(0), PollFlags::POLLIN)),
@@ -290,7 +296,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         if ready[PROTO] {
-            self.read_protocol(io, out);
+            self.read_protocol(io, out, run);
         }
         if ready[STDIN_SOURCE] {
             io.feeder.fill();
@@ -308,9 +314,13 @@ impl<'a> Supervisor<'a> {
         if let Some(Ok(Some(info))) = signal {
             run.interrupts += 1;
             if run.interrupts == 1 {
-                // The init forwards it to the payload, which may exit cleanly; a second one kills.
+                // To the program itself, which may exit cleanly; a second one kills.
                 let signal = i32::try_from(info.ssi_signo).unwrap_or(libc::SIGTERM);
-                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+                let target = run
+                    .program
+                    .as_ref()
+                    .map_or(self.pidfd.as_fd(), |p| p.1.as_fd());
+                let _ = sys::pidfd_send_signal(target, signal);
             } else {
                 self.kill(out, Status::Signaled);
             }
@@ -328,27 +338,62 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn read_protocol(&self, io: &mut Io, out: &mut Outcome) {
-        let n = match nix::unistd::read(&io.proto, &mut io.buf) {
-            Ok(0) | Err(Errno::EBADF) => {
+    fn read_protocol(&self, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+        let (msg, mut fds) = match protocol::recv::<Up>(io.proto, true) {
+            Ok(Some(received)) => received,
+            Ok(None) => {
                 io.proto_open = false;
                 return;
             }
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        for msg in io.reader.feed(&io.buf[..n]) {
-            match msg {
-                Message::SetupFailed(e) => out.setup_error = Some(e),
-                Message::Ready {
-                    landlock_status,
-                    landlock_abi,
-                } => {
-                    out.landlock = Some((landlock_status, landlock_abi));
-                }
-                Message::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
-                Message::Exited(exit) => out.exit = Some(exit),
+            Err(protocol::ProtocolError::Io {
+                errno: Errno::EAGAIN | Errno::EINTR,
+                ..
+            }) => return,
+            Err(protocol::ProtocolError::Io { errno, .. }) => {
+                tracing::warn!("protocol socket: {errno}");
+                io.proto_open = false;
+                return;
             }
+            Err(e) => {
+                tracing::warn!("from the sandbox: {e}");
+                return;
+            }
+        };
+        match msg {
+            Up::SetupFailed(e) => out.setup_error = Some(e),
+            Up::Started { pid } => {
+                let Some(pidfd) = fds.pop() else { return };
+                run.program = Some((pid, pidfd));
+                if let Some(exit) = run.early.iter().find(|e| e.pid == pid).copied() {
+                    self.finish(exit, io, out, run);
+                }
+            }
+            Up::ExecFailed { path, errno } => out.exec_failed = Some((path, errno)),
+            // pid 0: the agent refused the exec before any program started.
+            Up::Exited(exit) => match &run.program {
+                _ if exit.pid == 0 => self.finish(exit, io, out, run),
+                Some((pid, _)) if *pid == exit.pid => self.finish(exit, io, out, run),
+                // An orphan of an earlier program.
+                Some(_) => {}
+                None => {
+                    if run.early.len() == EARLY_EXITS {
+                        run.early.remove(0);
+                    }
+                    run.early.push(exit);
+                }
+            },
+            Up::Ready { .. } | Up::Listening { .. } => {}
+        }
+    }
+
+    /// The program ended: its verdict is decided, only draining its pipes is left.
+    fn finish(&self, exit: Exit, io: &mut Io, out: &mut Outcome, run: &mut Progress) {
+        out.exit = Some(exit);
+        out.wall = self.started.elapsed();
+        run.ended = Some(Instant::now());
+        io.feeder.close();
+        if self.end_on_exit {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
         }
     }
 
@@ -361,8 +406,11 @@ impl<'a> Supervisor<'a> {
             out.init_signal = Some(sig as i32);
         }
         if !matches!(status, WaitStatus::StillAlive) {
-            out.wall = self.started.elapsed();
-            run.init_done = Some(Instant::now());
+            out.init_gone = true;
+            if run.ended.is_none() {
+                out.wall = self.started.elapsed();
+                run.ended = Some(Instant::now());
+            }
             io.feeder.close();
         }
     }
@@ -388,7 +436,7 @@ impl<'a> Supervisor<'a> {
             Ok(n) => n,
             Err(_) => return,
         };
-        let cap = self.policy.limits.output;
+        let cap = self.limits.output;
         let capture = if which == 1 {
             &mut out.stdout
         } else {
@@ -410,7 +458,7 @@ impl<'a> Supervisor<'a> {
                 Echo::Callback(f) => f(channel, keep),
             }
         }
-        if capture.total > cap && self.policy.limits.output_mode == OutputMode::Kill {
+        if capture.total > cap && self.limits.output_mode == OutputMode::Kill {
             self.kill(out, Status::OutputLimit);
         }
     }
@@ -433,136 +481,4 @@ fn signal_fd() -> Option<SignalFd> {
 fn restore_signals(fd: SignalFd) {
     drop(fd);
     let _ = forwarded().thread_unblock();
-}
-
-impl Outcome {
-    fn new() -> Outcome {
-        let open = || Capture {
-            open: true,
-            ..Capture::default()
-        };
-        Outcome {
-            exit: None,
-            init_signal: None,
-            setup_error: None,
-            exec_failed: None,
-            landlock: None,
-            killed_for: None,
-            stdout: open(),
-            stderr: open(),
-            wall: Duration::ZERO,
-            seccomp_violation: None,
-            seccomp_denied: Vec::new(),
-            cancelled: false,
-        }
-    }
-
-    pub(super) fn into_verdict(self, policy: &Policy, group: Option<&RunGroup>) -> Verdict {
-        let stats = group.map(RunGroup::stats);
-        let oom = stats
-            .as_ref()
-            .and_then(|s| s.oom_kills)
-            .is_some_and(|n| n > 0);
-        let exit = self.exit;
-        let signal = exit.and_then(|e| e.signal).or(self.init_signal);
-        // RLIMIT_CPU is the CPU limit's per-process backstop: its SIGXCPU is that limit, even when
-        // the tick-sampled count it fires on is ahead of the precise rusage (a loaded host). Its
-        // hard SIGKILL is told from other kills by the CPU the payload used.
-        let cpu_limited = policy.limits.cpu.is_some()
-            && (signal == Some(libc::SIGXCPU)
-                || signal == Some(libc::SIGKILL)
-                    && exit.is_some_and(|e| {
-                        Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50)
-                            >= policy.limits.cpu.unwrap_or_default()
-                    }));
-        let mut message = None;
-        let status = if let Some(e) = &self.setup_error {
-            message = Some(format!(
-                "sandbox set-up failed at {}: {}",
-                e.step, e.message
-            ));
-            Status::SetupFailed
-        } else if let Some(why @ (Status::TimeoutWall | Status::TimeoutCpu)) = self.killed_for {
-            why
-        } else if oom {
-            Status::Oom
-        } else if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = self.killed_for {
-            why
-        } else if self.seccomp_violation.is_some() {
-            // A dangerous call anywhere in the tree, even if the top process went on and exited.
-            Status::SeccompViolation
-        } else if let Some(e) = exit {
-            match (e.code, e.signal) {
-                (_, Some(libc::SIGSYS)) => Status::SeccompViolation,
-                (_, Some(_)) if cpu_limited => Status::TimeoutCpu,
-                (_, Some(_)) => Status::Signaled,
-                (Some(0), _) => Status::Ok,
-                _ => Status::ExitNonzero,
-            }
-        } else if self.killed_for == Some(Status::Signaled) {
-            Status::Signaled
-        } else {
-            message = Some(format!(
-                "the sandbox init ended without a report (signal {:?})",
-                self.init_signal
-            ));
-            Status::SetupFailed
-        };
-        if let Some((path, errno)) = &self.exec_failed {
-            let errno = Errno::from_raw(*errno);
-            let what = if errno == Errno::ENOENT {
-                "command not found in the sandbox"
-            } else {
-                "cannot execute"
-            };
-            message = Some(format!("execve {path:?}: {errno} ({what})"));
-        }
-        if self.cancelled {
-            message = Some("cancelled: the caller went away before the run ended".into());
-        }
-        if status == Status::OutputLimit {
-            message = Some(format!(
-                "output exceeded {} bytes on a stream; the sandbox was killed",
-                policy.limits.output
-            ));
-        }
-        let cpu = match stats.as_ref().map(|s| (s.cpu_user_us, s.cpu_system_us)) {
-            Some((Some(u), Some(s))) => CpuTime::from_micros(u, s),
-            _ => exit
-                .map(|e| CpuTime::from_micros(e.user_us, e.sys_us))
-                .unwrap_or_default(),
-        };
-        let seccomp_violation = (status == Status::SeccompViolation).then(|| {
-            self.seccomp_violation.unwrap_or(SeccompViolation {
-                syscall: None,
-                nr: None,
-            })
-        });
-        let mut verdict = Verdict {
-            status,
-            exit_code: exit.and_then(|e| e.code),
-            signal,
-            wall_ms: u64::try_from(self.wall.as_millis()).unwrap_or(u64::MAX),
-            cpu_ms: cpu,
-            memory_peak_bytes: stats
-                .as_ref()
-                .and_then(|s| s.memory_peak_bytes)
-                .or(exit.map(|e| e.maxrss)),
-            pids_peak: stats.as_ref().and_then(|s| s.pids_peak),
-            pids_limit_hits: stats.as_ref().and_then(|s| s.pids_limit_hits),
-            stdout: Stream::new(&self.stdout.data, self.stdout.total),
-            stderr: Stream::new(&self.stderr.data, self.stderr.total),
-            limits: policy.limits.clone(),
-            enforced: Default::default(),
-            policy: None,
-            seccomp_violation,
-            seccomp_denied: self.seccomp_denied,
-            message,
-            compile: None,
-        };
-        if let Some((status, abi)) = self.landlock {
-            verdict.enforced.landlock = crate::verdict::LandlockStatus { status, abi };
-        }
-        verdict
-    }
 }

@@ -154,6 +154,16 @@ impl Notifier {
         out
     }
 
+    /// `violation` and `denied` so far, then start counting afresh: one exec's share of a
+    /// listener that serves every program a sandbox runs.
+    pub fn take_counts(&mut self) -> (Option<SeccompViolation>, Vec<SeccompDenied>) {
+        let counts = (self.violation(), self.denied());
+        self.denied.clear();
+        self.overflow = 0;
+        self.violation = None;
+        counts
+    }
+
     /// The first dangerous call, if any: the verdict's `seccomp_violation`.
     pub fn violation(&self) -> Option<SeccompViolation> {
         self.violation.map(|(nr, native)| SeccompViolation {
