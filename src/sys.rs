@@ -221,7 +221,12 @@ pub fn loopback_up() -> Result<(), Errno> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "IFF_UP | IFF_RUNNING is 0x41, which fits the kernel's short flags field"
+    )]
+    let flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    req.ifr_ifru.ifru_flags = flags;
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq we own.
     let ret = unsafe {
         libc::ioctl(

@@ -58,6 +58,8 @@ pub struct Ending {
     pub exit: Option<Exit>,
     /// The payload ran into its CPU limit (SIGXCPU, or SIGKILL at the hard limit).
     pub cpu_limited: bool,
+    /// A dangerous system call anywhere in the sandbox's process tree (its caller was killed).
+    pub seccomp_violation: bool,
 }
 
 /// How a reaped payload ended.
@@ -70,7 +72,8 @@ pub enum Exit {
 /// The verdict's status for an ending, by precedence: a set-up error explains everything after
 /// it; the supervisor's own time-limit kills come next (they cause the signal the payload died
 /// of); then an OOM kill (the kernel's SIGKILL looks like any other); then the output cap and a
-/// set-up stall; then how the payload itself ended (SIGSYS is seccomp's kill, a signal at the CPU
+/// set-up stall; then a dangerous system call anywhere in the tree (even when the top process went
+/// on and exited); then how the payload itself ended (SIGSYS is seccomp's kill, a signal at the CPU
 /// limit is the CPU limit). A run with no exit and no cause is a set-up failure: the init ended
 /// without reporting anything.
 pub fn status_of(e: &Ending) -> Status {
@@ -85,6 +88,9 @@ pub fn status_of(e: &Ending) -> Status {
     }
     if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = e.killed_for {
         return why;
+    }
+    if e.seccomp_violation {
+        return Status::SeccompViolation;
     }
     match e.exit {
         Some(Exit::Signal(libc::SIGSYS)) => Status::SeccompViolation,
@@ -386,6 +392,11 @@ mod tests {
             oom,
             exit,
             cpu_limited,
+            seccomp_violation: false,
+        };
+        let violation = |ending: Ending| Ending {
+            seccomp_violation: true,
+            ..ending
         };
         #[rustfmt::skip]
         let table = [
@@ -399,6 +410,11 @@ mod tests {
             (end(false, None, true, Some(Exit::Code(0)), false), Status::Oom),
             (end(false, kill(Status::OutputLimit), false, sig(9), false), Status::OutputLimit),
             (end(false, kill(Status::SetupFailed), false, None, false), Status::SetupFailed),
+            // a dangerous call anywhere in the tree, even when the top process exits 0; the
+            // causes above still come first
+            (violation(end(false, None, false, Some(Exit::Code(0)), false)), Status::SeccompViolation),
+            (violation(end(false, kill(Status::TimeoutWall), false, sig(9), false)), Status::TimeoutWall),
+            (violation(end(false, None, true, sig(9), false)), Status::Oom),
             // then how the payload ended
             (end(false, None, false, sig(libc::SIGSYS), true), Status::SeccompViolation),
             (end(false, None, false, sig(libc::SIGXCPU), true), Status::TimeoutCpu),

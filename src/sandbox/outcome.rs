@@ -87,38 +87,30 @@ impl Outcome {
                         Duration::from_micros(e.user_us + e.sys_us) + Duration::from_millis(50)
                             >= limits.cpu.unwrap_or_default()
                     }));
-        let mut message = None;
-        let status = if let Some(e) = &self.setup_error {
-            message = Some(format!(
+        // The precedence is one unit-tested table (`verdict::status_of`).
+        let status = crate::verdict::status_of(&crate::verdict::Ending {
+            setup_failed: self.setup_error.is_some(),
+            killed_for: self.killed_for,
+            oom,
+            exit: exit.and_then(|e| match (e.code, e.signal) {
+                (_, Some(sig)) => Some(crate::verdict::Exit::Signal(sig)),
+                (Some(code), None) => Some(crate::verdict::Exit::Code(code)),
+                (None, None) => None,
+            }),
+            cpu_limited,
+            seccomp_violation: self.seccomp_violation.is_some(),
+        });
+        let mut message = match &self.setup_error {
+            Some(e) => Some(format!(
                 "sandbox set-up failed at {}: {}",
                 e.step, e.message
-            ));
-            Status::SetupFailed
-        } else if let Some(why @ (Status::TimeoutWall | Status::TimeoutCpu)) = self.killed_for {
-            why
-        } else if oom {
-            Status::Oom
-        } else if let Some(why @ (Status::OutputLimit | Status::SetupFailed)) = self.killed_for {
-            why
-        } else if self.seccomp_violation.is_some() {
-            // A dangerous call anywhere in the tree, even if the top process went on and exited.
-            Status::SeccompViolation
-        } else if let Some(e) = exit {
-            match (e.code, e.signal) {
-                (_, Some(libc::SIGSYS)) => Status::SeccompViolation,
-                (_, Some(_)) if cpu_limited => Status::TimeoutCpu,
-                (_, Some(_)) => Status::Signaled,
-                (Some(0), _) => Status::Ok,
-                _ => Status::ExitNonzero,
-            }
-        } else if self.killed_for == Some(Status::Signaled) {
-            Status::Signaled
-        } else {
-            message = Some(format!(
+            )),
+            // No exit, no cause: the init ended without reporting anything.
+            None if status == Status::SetupFailed && self.killed_for.is_none() => Some(format!(
                 "the sandbox init ended without a report (signal {:?})",
                 self.init_signal
-            ));
-            Status::SetupFailed
+            )),
+            None => None,
         };
         if let Some((path, errno)) = &self.exec_failed {
             let errno = Errno::from_raw(*errno);
