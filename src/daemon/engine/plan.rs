@@ -145,18 +145,13 @@ pub fn plan(profile: &Profile, ask: Ask) -> Result<Plan, EngineError> {
 
 fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), EngineError> {
     let l = &mut policy.limits;
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let max_time = ms(limits::MAX_TIME);
-    check_max("limits.wall_ms", ask.wall.map(ms), l.wall.map(ms), max_time)?;
-    check_max("limits.cpu_ms", ask.cpu.map(ms), l.cpu.map(ms), max_time)?;
-    check_max(
-        "limits.memory_bytes",
-        ask.memory,
-        l.memory,
-        limits::MAX_MEMORY,
+    within_maxima(
+        "limits",
+        ask,
+        [&mut l.wall, &mut l.cpu],
+        [&mut l.memory, &mut l.pids],
+        &mut l.output,
     )?;
-    check_max("limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
-    check_max("limits.output_bytes", ask.output, Some(l.output), l.output)?;
     if let Some(c) = ask.cpus {
         let over = l.cpus.is_some_and(|max| c > max);
         if !(c.is_finite() && c >= limits::MIN_CPUS) || over {
@@ -169,11 +164,6 @@ fn apply_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), EngineError> 
         }
         l.cpus = Some(c);
     }
-    l.wall = ask.wall.or(l.wall);
-    l.cpu = ask.cpu.or(l.cpu);
-    l.memory = ask.memory.or(l.memory);
-    l.pids = ask.pids.or(l.pids);
-    l.output = ask.output.unwrap_or(l.output);
     Ok(())
 }
 
@@ -195,39 +185,13 @@ fn apply_compile_limits(policy: &mut Policy, ask: &LimitAsk) -> Result<(), Engin
         return Ok(());
     };
     let l = &mut stage.limits;
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let max_time = ms(limits::MAX_TIME);
-    check_max(
-        "compile_limits.wall_ms",
-        ask.wall.map(ms),
-        l.wall.map(ms),
-        max_time,
-    )?;
-    check_max(
-        "compile_limits.cpu_ms",
-        ask.cpu.map(ms),
-        l.cpu.map(ms),
-        max_time,
-    )?;
-    check_max(
-        "compile_limits.memory_bytes",
-        ask.memory,
-        l.memory,
-        limits::MAX_MEMORY,
-    )?;
-    check_max("compile_limits.pids", ask.pids, l.pids, limits::MAX_PIDS)?;
-    check_max(
-        "compile_limits.output_bytes",
-        ask.output,
-        Some(l.output),
-        l.output,
-    )?;
-    l.wall = ask.wall.or(l.wall);
-    l.cpu = ask.cpu.or(l.cpu);
-    l.memory = ask.memory.or(l.memory);
-    l.pids = ask.pids.or(l.pids);
-    l.output = ask.output.unwrap_or(l.output);
-    Ok(())
+    within_maxima(
+        "compile_limits",
+        ask,
+        [&mut l.wall, &mut l.cpu],
+        [&mut l.memory, &mut l.pids],
+        &mut l.output,
+    )
 }
 
 /// Compile limits that are a client's defaults (`Request::lenient_compile`): wall time, CPU time
@@ -244,6 +208,36 @@ pub(super) fn clamp_compile(policy: &Policy, asked: &LimitAsk) -> LimitAsk {
         memory: asked.memory.map(|a| l.memory.map_or(a, |m| a.min(m))),
         ..LimitAsk::default()
     }
+}
+
+/// Check the times, sizes and counts a request asks for against the profile's (`wall`, `cpu`;
+/// `memory`, `pids`; `output`) or the service's ceilings, then put them in place.
+fn within_maxima(
+    prefix: &str,
+    ask: &LimitAsk,
+    [wall, cpu]: [&mut Option<Duration>; 2],
+    [memory, pids]: [&mut Option<u64>; 2],
+    output: &mut u64,
+) -> Result<(), EngineError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let max_time = ms(limits::MAX_TIME);
+    let field = |name: &str| format!("{prefix}.{name}");
+    check_max(&field("wall_ms"), ask.wall.map(ms), wall.map(ms), max_time)?;
+    check_max(&field("cpu_ms"), ask.cpu.map(ms), cpu.map(ms), max_time)?;
+    check_max(
+        &field("memory_bytes"),
+        ask.memory,
+        *memory,
+        limits::MAX_MEMORY,
+    )?;
+    check_max(&field("pids"), ask.pids, *pids, limits::MAX_PIDS)?;
+    check_max(&field("output_bytes"), ask.output, Some(*output), *output)?;
+    *wall = ask.wall.or(*wall);
+    *cpu = ask.cpu.or(*cpu);
+    *memory = ask.memory.or(*memory);
+    *pids = ask.pids.or(*pids);
+    *output = ask.output.unwrap_or(*output);
+    Ok(())
 }
 
 /// `asked` must be positive and at most the profile's `max`, or the service's `ceiling` where
